@@ -1,0 +1,227 @@
+"""Replay memories: uniform (`mmdb`) and proportional prioritized (`pmdb`, Schaul et al. 2016).
+
+Transitions live in a ring of `capacity` slots (the oldest is overwritten); their observations live in a
+FrameStore (buffers/frames.py), each frame once. A transition's id counts insertions from 0, its slot is
+id % capacity, so a priority update carrying an id whose slot has since been overwritten is ignored.
+The replay never compresses or decompresses: it moves bytes and updates trees. Plain and picklable:
+a Ray actor hosts it.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from buffers.frames import FrameStore
+from buffers.records import Push, SampledBatch
+from buffers.sum_tree import SumTree
+
+
+def linear_schedule(step: float, start: float, end: float, duration: float) -> float:
+    """`start` at step 0, `end` from step `duration` on, linear in between."""
+    if duration <= 0:
+        return end
+    frac = min(max(step / duration, 0.0), 1.0)
+    return start + frac * (end - start)
+
+
+def importance_weights(probs: np.ndarray, size: int, beta: float) -> np.ndarray:
+    """w_i = (size * P(i))^-beta, divided by the batch's largest weight so that every w_i <= 1."""
+    w = (size * np.asarray(probs, dtype=np.float64)) ** (-beta)
+    return (w / w.max()).astype(np.float32)
+
+
+class UniformReplay:
+    """`mmdb`: uniform sampling over the stored transitions."""
+
+    prioritized = False
+
+    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
+                 seed: int = 0, window: int = 32):
+        if capacity < 1:
+            raise ValueError("replay capacity must be at least 1")
+        self.capacity = capacity
+        self.obs_shape = tuple(obs_shape)
+        image = len(self.obs_shape) == 3   # [stack, H, W] uint8 frames; anything else is a vector
+        self.frames = FrameStore(self.obs_shape[1:] if image else self.obs_shape, image=image,
+                                 stack=self.obs_shape[0] if image else 1, window=window)
+        self.obs_slot = np.zeros(capacity, dtype=np.int32)
+        self.next_slot = np.zeros(capacity, dtype=np.int32)
+        self.action = np.zeros((capacity,) + tuple(action_shape), dtype=action_dtype)
+        self.ret = np.zeros(capacity, dtype=np.float32)
+        self.discount = np.zeros(capacity, dtype=np.float32)
+        self.tid = np.full(capacity, -1, dtype=np.int64)
+        self.inserted = 0      # transitions ever added; the next transition's id
+        self.sampled = 0       # transitions ever sampled
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return min(self.inserted, self.capacity)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: compressed frames, frame and transition arrays (Python object headers excluded)."""
+        arrays = [self.obs_slot, self.next_slot, self.action, self.ret, self.discount, self.tid,
+                  self.frames.prev, self.frames.depth, self.frames.refs, self.frames.blob_len]
+        extra = self.frames.data.nbytes if self.frames.data is not None else self.frames.blob_bytes
+        return sum(a.nbytes for a in arrays) + extra
+
+    def add(self, pushes: Push | list[Push]) -> int:
+        """Store the pushes' frames and transitions; return how many transitions were added."""
+        pushes = [pushes] if isinstance(pushes, Push) else pushes
+        added = 0
+        for push in pushes:
+            obs, next_obs = self.frames.add(push)
+            t = len(obs)
+            if t == 0:
+                continue
+            if t > self.capacity:   # only the newest `capacity` can stay
+                self.frames.drop(obs[:-self.capacity], next_obs[:-self.capacity])
+                keep = slice(t - self.capacity, t)
+                obs, next_obs, t = obs[keep], next_obs[keep], self.capacity
+            else:
+                keep = slice(0, t)
+            ids = self.inserted + np.arange(t, dtype=np.int64)
+            slots = ids % self.capacity
+            old = slots[self.tid[slots] >= 0]
+            if old.size:
+                self.frames.drop(self.obs_slot[old], self.next_slot[old])
+            self.obs_slot[slots], self.next_slot[slots] = obs, next_obs
+            self.action[slots] = push.action[keep]
+            self.ret[slots], self.discount[slots] = push.ret[keep], push.discount[keep]
+            self.tid[slots] = ids
+            self._set_new_priorities(slots, None if push.priority is None else push.priority[keep])
+            self.inserted += t
+            added += t
+        return added
+
+    def _set_new_priorities(self, slots: np.ndarray, priority: np.ndarray | None) -> None:
+        pass
+
+    def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.rng.integers(0, len(self), batch_size), np.ones(batch_size, dtype=np.float32)
+
+    def sample(self, batch_size: int) -> SampledBatch:
+        """A batch of `batch_size` transitions; image frames stay compressed for a loader to decode."""
+        if len(self) == 0:
+            raise ValueError("cannot sample from an empty replay")
+        slots, weights = self._sample_slots(batch_size)
+        self.sampled += batch_size
+        return SampledBatch(ids=self.tid[slots], weights=weights, action=self.action[slots],
+                            ret=self.ret[slots], discount=self.discount[slots],
+                            **self.frames.gather(self.obs_slot[slots], self.next_slot[slots]))
+
+    def update_priorities(self, ids: np.ndarray, priority: np.ndarray) -> int:
+        """Uniform replay ignores priorities; returns 0 updated."""
+        return 0
+
+    def stats(self) -> dict:
+        return {"size": len(self), "inserted": self.inserted, "sampled": self.sampled,
+                "bytes": self.nbytes, "frames": self.frames.live}
+
+    # --- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {f"frames.{k}": v for k, v in self.frames.state_dict().items()}
+        state.update(obs_slot=self.obs_slot, next_slot=self.next_slot, action=self.action, ret=self.ret,
+                     discount=self.discount, tid=self.tid, inserted=np.int64(self.inserted),
+                     sampled=np.int64(self.sampled), capacity=np.int64(self.capacity),
+                     obs_shape=np.array(self.obs_shape, dtype=np.int64),
+                     rng=np.array(json.dumps(self.rng.bit_generator.state)))
+        return {k: np.array(v, copy=True) for k, v in state.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["capacity"]) != self.capacity or tuple(state["obs_shape"]) != self.obs_shape:
+            raise ValueError(f"replay state is for capacity {int(state['capacity'])} and observations "
+                             f"{tuple(state['obs_shape'])}, not {self.capacity} and {self.obs_shape}")
+        self.frames.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("frames.")})
+        self.obs_slot, self.next_slot = state["obs_slot"].copy(), state["next_slot"].copy()
+        self.action, self.ret = state["action"].copy(), state["ret"].copy()
+        self.discount, self.tid = state["discount"].copy(), state["tid"].copy()
+        self.inserted, self.sampled = int(state["inserted"]), int(state["sampled"])
+        self.rng.bit_generator.state = json.loads(str(state["rng"]))
+
+    def save(self, path: str) -> None:
+        """Write the whole replay to `path` (.npz, no pickled objects)."""
+        with open(path, "wb") as f:
+            np.savez(f, **self.state_dict())
+
+    def load(self, path: str) -> None:
+        with np.load(path, allow_pickle=False) as data:
+            self.load_state_dict({k: data[k] for k in data.files})
+
+
+class PrioritizedReplay(UniformReplay):
+    """`pmdb`: proportional prioritization with stratified sampling over a sum tree.
+
+    P(i) = p_i^alpha / sum_k p_k^alpha; importance weights use beta annealed linearly from `beta0` to 1
+    over `beta_steps` sampled batches; new transitions enter with their actor's priority or, lacking
+    one, the largest priority seen so far.
+    """
+
+    prioritized = True
+
+    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
+                 seed: int = 0, window: int = 32, alpha: float = 0.6, beta0: float = 0.4,
+                 beta_steps: int = 100_000, eps: float = 1e-6):
+        super().__init__(capacity, obs_shape, action_shape, action_dtype, seed, window)
+        self.alpha, self.beta0, self.beta_steps, self.eps = alpha, beta0, beta_steps, eps
+        self.tree = SumTree(capacity)
+        self.max_priority = 1.0
+        self.sample_calls = 0
+
+    @property
+    def beta(self) -> float:
+        return linear_schedule(self.sample_calls, self.beta0, 1.0, self.beta_steps)
+
+    def _set_new_priorities(self, slots: np.ndarray, priority: np.ndarray | None) -> None:
+        p = np.full(len(slots), np.nan) if priority is None else np.asarray(priority, dtype=np.float64)
+        known = np.isfinite(p)
+        if known.any():
+            self.max_priority = max(self.max_priority, float(p[known].max()))
+        p = np.where(known, p, self.max_priority)
+        self.tree.update(slots, (p + self.eps) ** self.alpha)
+
+    def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        slots = self.tree.stratified(batch_size, self.rng)
+        prio = self.tree.get(slots)
+        while np.any(prio <= 0):   # float rounding at a boundary can land on an empty leaf: draw again
+            bad = prio <= 0
+            slots[bad] = self.tree.find(self.rng.random(int(bad.sum())) * self.tree.total)
+            prio = self.tree.get(slots)
+        weights = importance_weights(prio / self.tree.total, len(self), self.beta)
+        self.sample_calls += 1
+        return slots, weights
+
+    def update_priorities(self, ids: np.ndarray, priority: np.ndarray) -> int:
+        """Set new priorities (|TD error|) for sampled ids; ids whose slot was overwritten are ignored."""
+        ids = np.asarray(ids, dtype=np.int64)
+        priority = np.asarray(priority, dtype=np.float64)
+        slots = ids % self.capacity
+        live = self.tid[slots] == ids
+        if live.any():
+            self.max_priority = max(self.max_priority, float(priority[live].max()))
+            self.tree.update(slots[live], (priority[live] + self.eps) ** self.alpha)
+        return int(live.sum())
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(priorities=self.tree.priorities().copy(), max_priority=np.float64(self.max_priority),
+                     sample_calls=np.int64(self.sample_calls))
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.tree = SumTree(self.capacity)
+        self.tree.update(np.arange(self.capacity), state["priorities"])
+        self.max_priority, self.sample_calls = float(state["max_priority"]), int(state["sample_calls"])
+
+
+def make_replay(kind: str, capacity: int, obs_shape: tuple, **kwargs) -> UniformReplay:
+    """`mmdb` -> UniformReplay, `pmdb` -> PrioritizedReplay."""
+    kinds = {"mmdb": UniformReplay, "pmdb": PrioritizedReplay}
+    if kind not in kinds:
+        raise ValueError(f"unknown buffer {kind!r}; choose mmdb or pmdb")
+    if kind == "mmdb":
+        for k in ("alpha", "beta0", "beta_steps", "eps"):
+            kwargs.pop(k, None)
+    return kinds[kind](capacity, obs_shape, **kwargs)

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="apex-trainer",
+    version="0.1.0",
+    description="Distributed deep RL trainer on Ray: Ape-X DQN/DDQN, R2D2, DDPG/D4PG with compressed replay",
+    python_requires=">=3.10",
+    packages=find_packages(include=["agents*", "buffers*", "networks*", "envs*", "exp*"]),
+    py_modules=["main"],
+    install_requires=[
+        # torch: install it first with `pip install torch==2.13.0` (or your CUDA build); any torch>=2.2 works
+        "torch>=2.2",
+        "ray>=2.40",
+        "gymnasium>=1.0",
+        "ale-py>=0.9",
+        "opencv-python-headless>=4.8",
+        "numpy>=1.24",
+        "lz4>=4.0",
+        "tensorboard>=2.14",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+    },
+)
