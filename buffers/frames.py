@@ -47,17 +47,36 @@ class FrameEncoder:
         return blob, self._depth
 
 
+class FrameDecoder:
+    """Loader side: decompress a batch's blobs (dictionary parents first) into a reused workspace.
+
+    Reusing the workspace spares the page faults of a fresh 20 MB buffer per batch; the returned view
+    is valid until the next call, so callers gather what they keep out of it.
+    """
+
+    def __init__(self, frame_shape: tuple = (84, 84)):
+        self.frame_shape = tuple(frame_shape)
+        self.size = int(np.prod(frame_shape))
+        self._work = np.empty((0, self.size), dtype=np.uint8)
+
+    def __call__(self, blobs: list, blob_dict: np.ndarray) -> np.ndarray:
+        n, size = len(blobs), self.size
+        if len(self._work) < n:
+            self._work = np.empty((max(n, int(len(self._work) * 1.5)), size), dtype=np.uint8)
+        view = memoryview(self._work).cast("B")
+        decompress = lz4.block.decompress
+        for i, (blob, d) in enumerate(zip(blobs, blob_dict.tolist())):
+            if d < 0:
+                raw = decompress(blob, uncompressed_size=size)
+            else:
+                raw = decompress(blob, uncompressed_size=size, dict=view[d * size:(d + 1) * size])
+            view[i * size:(i + 1) * size] = raw
+        return self._work[:n].reshape((n,) + self.frame_shape)
+
+
 def decode_frames(blobs: list, blob_dict: np.ndarray, frame_shape: tuple) -> np.ndarray:
-    """Loader side: decompress blobs (dictionary parents come first) into uint8 [U, *frame_shape]."""
-    size = int(np.prod(frame_shape))
-    raws: list = [None] * len(blobs)
-    decompress = lz4.block.decompress
-    for i, (blob, d) in enumerate(zip(blobs, blob_dict.tolist())):
-        if d < 0:
-            raws[i] = decompress(blob, uncompressed_size=size)
-        else:
-            raws[i] = decompress(blob, uncompressed_size=size, dict=raws[d])
-    return np.frombuffer(b"".join(raws), dtype=np.uint8).reshape((len(blobs),) + tuple(frame_shape))
+    """Decompress blobs (dictionary parents first) into a new uint8 [U, *frame_shape] array."""
+    return FrameDecoder(frame_shape)(blobs, blob_dict).copy()
 
 
 class FrameStore:

@@ -1,0 +1,34 @@
+"""Shared by the replay benchmarks: random-policy pushes from a game through the project's own wrappers."""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from buffers import StreamWriter  # noqa: E402
+from envs import make_env  # noqa: E402
+
+
+def random_pushes(game: str, transitions: int, seed: int = 0, stream: int = 0, push_every: int = 100,
+                  nstep: int = 3):
+    """Yield Push records holding `transitions` n-step transitions of random play on `game`."""
+    env = make_env(game, train=True, seed=seed)
+    writer = StreamWriter(stream, nstep, 0.99, image=True, priorities=True)
+    obs, _ = env.reset()
+    writer.reset(obs)
+    made = 0
+    rng = env.action_space
+    while made < transitions:
+        a = rng.sample()
+        writer.act(0.0, 0.0)
+        obs, r, term, trunc, _ = env.step(a)
+        writer.step(a, r, obs, term, trunc)
+        if term or trunc:
+            obs, _ = env.reset()
+            writer.reset(obs)
+        if writer.pending() >= push_every:
+            push = writer.take()
+            made += len(push)
+            yield push
+    env.close()
