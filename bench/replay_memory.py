@@ -15,8 +15,8 @@ import tracemalloc
 import lz4.block
 import numpy as np
 
+from _fill import random_pushes  # noqa: I001  (puts the project on sys.path first)
 import buffers
-from _fill import random_pushes
 from buffers import PrioritizedReplay
 from buffers.frames import decode_frames
 

@@ -1,0 +1,178 @@
+"""Typed configuration: one dataclass per concern, each field's help text beside it; the command line
+is generated from these, so `--help` and the code cannot disagree. Derived values are properties."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+
+ALGORITHMS = ("DQN", "DDQN")
+BUFFERS = ("mmdb", "pmdb")
+NORMS = ("none", "gn")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class RunConfig:
+    env: str = _f("CartPole-v1", "game (Pong, Asterix, ...) or gymnasium id (CartPole-v1, ALE/Pong-v5, module:Env-v0)",
+                  positional=True)
+    suffix: str = _f("run", "names the run: logs/<env>/<suffix>, model/<alg>_<net>/<env>/<suffix>")
+    num_agents: int = _f(2, "agent actors stepping environments")
+    envs_per_agent: int = _f(1, "environments per agent, stepped in lockstep with one batched forward pass")
+    num_loaders: int = _f(1, "loader actors sampling, decompressing and batching for the learner")
+    max_steps: int = _f(10_000_000, "stop after this many env steps (agent steps, all agents together)")
+    max_time: float = _f(0.0, "stop after this many seconds of training (0: no limit)")
+    save_period: int = _f(20_000, "checkpoint every this many learner steps (and at the end)")
+    eval_period: int = _f(100_000, "evaluate every this many env steps (0: only at the end)")
+    eval_episodes: int = _f(5, "whole games per evaluation")
+    eval_epsilon: float = _f(0.001, "epsilon of the evaluator and of --test")
+    test_episodes: int = _f(30, "games played by --test")
+    test: bool = _f(False, "play --test_episodes games with the checkpoint given by --resume and print scores")
+    record: bool = _f(False, "with --test: write a GIF of the best game under exp/")
+    resume: str = _f("", "checkpoint to continue training from (or to --test)")
+    sticky: bool = _f(False, "sticky actions (repeat_action_probability 0.25) on Atari")
+    num_gpus: int = _f(0, "GPUs for the learner (0: CPU; the learner uses CUDA when one is given)")
+    address: str = _f("", "join an existing Ray cluster (auto or HOST:PORT); empty starts a local Ray")
+    num_cpus: int = _f(0, "CPUs Ray may use when it starts locally (0: all of this machine's)")
+    seed: int = _f(0, "random seed; agent i uses seed + i")
+    logdir: str = _f("logs", "TensorBoard root; runs go to <logdir>/<env>/<suffix>")
+    modeldir: str = _f("model", "checkpoint root")
+    status_period: float = _f(5.0, "seconds between status lines")
+
+    @property
+    def env_dir(self) -> str:
+        return self.env.replace("/", "-").replace(":", "-")
+
+
+@dataclass
+class ReplayConfig:
+    buffer: str = _f("pmdb", "replay: mmdb (uniform) or pmdb (proportional prioritized)", choices=BUFFERS)
+    replay_size: int = _f(1_000_000, "replay capacity in transitions")
+    replay_start: int = _f(20_000, "transitions in replay before the learner starts")
+    speed: float = _f(8.0, "replay ratio: transitions sampled per transition inserted, held by a rate limiter")
+    alpha: float = _f(0.6, "pmdb priority exponent")
+    beta0: float = _f(0.4, "pmdb initial importance-sampling exponent, annealed to 1")
+    beta_steps: int = _f(200_000, "learner steps over which beta anneals to 1")
+
+
+@dataclass
+class AlgConfig:
+    alg: str = _f("DQN", "algorithm", choices=ALGORITHMS)
+    lr: float = _f(1e-4, "Adam learning rate")
+    batch_size: int = _f(64, "transitions per learner step")
+    gamma: float = _f(0.99, "discount")
+    nstep: int = _f(3, "n of the n-step return")
+    dueling: bool = _f(False, "dueling head")
+    norm: str = _f("none", "network normalisation: none, or gn (GroupNorm variant of the DeepMind network)",
+                   choices=NORMS)
+    target_period: int = _f(2500, "learner steps between target network copies")
+    clip_norm: float = _f(40.0, "gradient norm clip")
+    publish_period: int = _f(100, "learner steps between weight publications to agents")
+    eps_steps: int = _f(250_000, "single agent: env steps over which epsilon anneals from 1 to eps_final")
+    eps_final: float = _f(0.01, "single agent: final epsilon")
+    sync_period: int = _f(400, "agent steps between weight pulls")
+
+    @property
+    def double(self) -> bool:
+        return self.alg == "DDQN"
+
+    @property
+    def net_name(self) -> str:
+        return ("dueling" if self.dueling else "q") + ("_gn" if self.norm == "gn" else "")
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    alg: AlgConfig = field(default_factory=AlgConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        return cls(run=RunConfig(**d["run"]), replay=ReplayConfig(**d["replay"]), alg=AlgConfig(**d["alg"]))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+SECTIONS = (("run", RunConfig), ("replay", ReplayConfig), ("alg", AlgConfig))
+# flags that define what a checkpoint is: a mismatch with the checkpoint is an error, not a silent override
+IDENTITY = (("alg", "alg"), ("alg", "dueling"), ("alg", "norm"))
+
+
+class UsageError(ValueError):
+    """Bad input from the user: main.py prints it on one line and exits with code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="main.py", description="Distributed Ape-X style deep RL on Ray.",
+                argument_default=argparse.SUPPRESS)
+    for section, cls in SECTIONS:
+        group = p.add_argument_group(section)
+        for f in fields(cls):
+            meta, name = f.metadata, f.name
+            kw = {"help": meta["help"] + f" (default: {f.default})"}
+            if meta.get("positional"):
+                group.add_argument(name, help=meta["help"])
+            elif f.type == "bool" or isinstance(f.default, bool):
+                group.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, **kw)
+            else:
+                typ = type(f.default)
+                group.add_argument(f"--{name}", type=typ, choices=meta.get("choices"), **kw)
+    return p
+
+
+def parse_args(argv: list[str]) -> tuple[Config, set[tuple[str, str]]]:
+    """Flags -> (Config, the (section, field) pairs the user gave explicitly)."""
+    ns = vars(build_parser().parse_args(argv))
+    cfg, given = Config(), set()
+    for section, cls in SECTIONS:
+        sub = getattr(cfg, section)
+        for f in fields(cls):
+            if f.name in ns:
+                setattr(sub, f.name, ns[f.name])
+                given.add((section, f.name))
+    return cfg, given
+
+
+def validate(cfg: Config) -> None:
+    """Refuse values that cannot work, before anything starts; raises UsageError with what to do."""
+    r, rp, a = cfg.run, cfg.replay, cfg.alg
+
+    def need(cond: bool, msg: str):
+        if not cond:
+            raise UsageError(msg)
+
+    for name, value in (("num_agents", r.num_agents), ("envs_per_agent", r.envs_per_agent),
+                        ("num_loaders", r.num_loaders), ("max_steps", r.max_steps), ("batch_size", a.batch_size),
+                        ("replay_size", rp.replay_size), ("nstep", a.nstep), ("target_period", a.target_period),
+                        ("save_period", r.save_period), ("test_episodes", r.test_episodes),
+                        ("eval_episodes", r.eval_episodes), ("publish_period", a.publish_period),
+                        ("sync_period", a.sync_period)):
+        need(value >= 1, f"--{name} must be at least 1, got {value}")
+    for name, value in (("lr", a.lr), ("speed", rp.speed), ("clip_norm", a.clip_norm)):
+        need(math.isfinite(value) and value > 0, f"--{name} must be a positive number, got {value}")
+    need(0 <= a.gamma <= 1, f"--gamma must be within [0, 1], got {a.gamma}")
+    need(r.max_time >= 0 and r.eval_period >= 0 and r.num_gpus >= 0 and r.num_cpus >= 0 and rp.replay_start >= 0,
+         "--max_time, --eval_period, --num_gpus, --num_cpus and --replay_start cannot be negative")
+    need(0 <= rp.alpha and 0 <= rp.beta0 <= 1, "--alpha must be >= 0 and --beta0 within [0, 1]")
+    need(0 <= r.eval_epsilon <= 1 and 0 <= a.eps_final <= 1, "epsilons must be within [0, 1]")
+    need(rp.replay_start <= rp.replay_size,
+         f"--replay_start ({rp.replay_start}) cannot exceed --replay_size ({rp.replay_size})")
+    need(rp.replay_start >= a.batch_size or rp.replay_start >= rp.replay_size,
+         f"--replay_start ({rp.replay_start}) must be at least --batch_size ({a.batch_size})")
+    need(not r.test or r.resume, "--test needs --resume PATH of a checkpoint to play")
+    need(not r.record or r.test, "--record goes with --test")

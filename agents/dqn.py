@@ -1,0 +1,122 @@
+"""DQN and Double DQN over n-step returns (Mnih et al. 2015; van Hasselt et al. 2016; Horgan et al. 2018).
+
+Pure pieces first (epsilons, targets, loss, priorities), then the learner that owns the networks and
+the optimizer. No Ray here.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from buffers.records import Batch
+from buffers.replay import linear_schedule
+from networks import QNetwork
+
+
+# --- exploration ---------------------------------------------------------------------------------
+def apex_epsilon(i: int, n: int, base: float = 0.4, alpha: float = 7.0) -> float:
+    """Ape-X: agent i of n (from 0) acts with base^(1 + alpha * i / (n - 1))."""
+    if n < 2:
+        raise ValueError("apex_epsilon needs at least 2 agents; a single agent anneals instead")
+    return base ** (1.0 + alpha * i / (n - 1))
+
+
+def agent_epsilon(i: int, n: int, env_steps: int, eps_steps: int, eps_final: float) -> float:
+    """The epsilon agent i of n acts with after `env_steps` of its own steps."""
+    if n == 1:
+        return linear_schedule(env_steps, 1.0, eps_final, eps_steps)
+    return apex_epsilon(i, n)
+
+
+def epsilon_greedy(q: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+    """q [E, A] -> actions [E]: argmax, or uniformly random with probability epsilon."""
+    greedy = q.argmax(axis=1)
+    explore = rng.random(len(q)) < epsilon
+    return np.where(explore, rng.integers(0, q.shape[1], len(q)), greedy)
+
+
+# --- targets and loss ----------------------------------------------------------------------------
+def q_targets(ret: torch.Tensor, discount: torch.Tensor, next_q_target: torch.Tensor,
+              next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+    """n-step target R + discount * V(s_{t+m}) [B].
+
+    DQN: V = max_a Q_target(s', a). Double DQN (`next_q_online` given): V = Q_target(s', argmax_a Q_online(s', a)).
+    """
+    if next_q_online is None:
+        value = next_q_target.max(dim=1).values
+    else:
+        value = next_q_target.gather(1, next_q_online.argmax(dim=1, keepdim=True)).squeeze(1)
+    return ret + discount * value
+
+
+def weighted_huber_loss(q_taken: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """mean_i w_i * huber(target_i - q_i), Huber with delta 1."""
+    return (weights * F.smooth_l1_loss(q_taken, target, reduction="none")).mean()
+
+
+# --- learner -------------------------------------------------------------------------------------
+@dataclass
+class DQNStats:
+    loss: float
+    mean_q: float
+
+
+class DQNLearner:
+    """Online and target Q networks, Adam, gradient clipping; one `update` per batch."""
+
+    def __init__(self, obs_shape: tuple, num_actions: int, *, double: bool, dueling: bool, norm: str,
+                 lr: float, adam_eps: float = 1.5e-4, clip_norm: float = 40.0, target_period: int = 2500,
+                 device: str = "cpu"):
+        self.device = torch.device(device)
+        self.double, self.clip_norm, self.target_period = double, clip_norm, target_period
+        self.net = QNetwork(obs_shape, num_actions, dueling, norm).to(self.device)
+        self.target = QNetwork(obs_shape, num_actions, dueling, norm).to(self.device)
+        self.target.load_state_dict(self.net.state_dict())
+        self.target.requires_grad_(False)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, eps=adam_eps)
+        self.steps = 0
+
+    def to_device(self, batch: Batch) -> dict[str, torch.Tensor]:
+        def t(x):
+            with warnings.catch_warnings():   # arrays from Ray's object store are read-only; we never write them
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.as_tensor(x).to(self.device, non_blocking=True)
+        return {"obs": t(batch.obs), "next_obs": t(batch.next_obs), "action": t(batch.action).long(),
+                "ret": t(batch.ret), "discount": t(batch.discount), "weights": t(batch.weights)}
+
+    def update(self, b: dict[str, torch.Tensor]) -> tuple[DQNStats, np.ndarray]:
+        """One gradient step on a device batch; returns stats and new priorities |TD| [B]."""
+        q = self.net(b["obs"])                                                  # [B, A]
+        q_taken = q.gather(1, b["action"].unsqueeze(1)).squeeze(1)             # [B]
+        with torch.no_grad():
+            next_target = self.target(b["next_obs"])
+            next_online = self.net(b["next_obs"]) if self.double else None
+            target = q_targets(b["ret"], b["discount"], next_target, next_online)
+        loss = weighted_huber_loss(q_taken, target, b["weights"])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.clip_norm)
+        self.opt.step()
+        self.steps += 1
+        if self.steps % self.target_period == 0:
+            self.target.load_state_dict(self.net.state_dict())
+        priorities = (target - q_taken.detach()).abs().cpu().numpy()
+        return DQNStats(loss.item(), q_taken.detach().mean().item()), priorities
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The online network's weights on the CPU, for agents and the evaluator."""
+        return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict(),
+                "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.target.load_state_dict(state["target"])
+        self.opt.load_state_dict(state["opt"])
+        self.steps = int(state["steps"])

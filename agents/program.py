@@ -1,0 +1,292 @@
+"""The distributed program: each role of agents/roles.py becomes a Ray actor named after it
+(ps and the dashboard show ray::Agent, ray::Replay, ray::Loader, ray::Learner, ray::Evaluator),
+and the driver wires them, aggregates statistics, checkpoints and stops."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import deque
+
+import numpy as np
+import ray
+
+from agents.checkpoint import checkpoint_dir, load_checkpoint, merge_checkpoint_config, save_checkpoint
+from agents.config import Config, UsageError
+from agents.report import Reporter
+from agents.roles import BatchLoader, EnvRunner, EvalRunner, LearnerLoop, PrefetchQueue, ReplayServer
+from envs import EnvInfo, env_info
+
+PUSHES_IN_FLIGHT = 4
+LEARNER_CHUNK_S = 0.5
+
+
+class Replay(ReplayServer):
+    pass
+
+
+class Agent(EnvRunner):
+    def __init__(self, index: int, cfg: Config, info: EnvInfo, replay, steps: int = 0):
+        self.replay = replay
+        self.inflight: deque = deque()
+        super().__init__(index, cfg, info, send=self._send, wait=self._wait)
+        self.steps = steps
+
+    def _send(self, pushes) -> bool:
+        self.inflight.append(self.replay.add.remote(pushes))
+        allowed = True
+        while len(self.inflight) > PUSHES_IN_FLIGHT:
+            allowed = ray.get(self.inflight.popleft())
+        return allowed
+
+    def _wait(self) -> None:
+        while not ray.get(self.replay.insert_allowed.remote()):
+            time.sleep(0.01)
+
+    def run_chunk(self, steps: int, weights: list) -> dict:
+        """`weights` is [(version, ObjectRef)]: fetched only when newer than what the agent has."""
+        version, ref = weights[0]
+        if version > self.version:
+            self.set_weights(version, ray.get(ref))
+        return self.run(steps)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class Loader(BatchLoader):
+    def __init__(self, replay, batch_size: int):
+        self.replay = replay
+        self.ahead = None
+        super().__init__(sample=self._sample, update=lambda u: replay.update_priorities.remote(u),
+                         batch_size=batch_size)
+
+    def _sample(self, n: int):
+        ref = self.ahead if self.ahead is not None else self.replay.sample.remote(n)
+        self.ahead = self.replay.sample.remote(n)   # the replay prepares the next batch while we decode
+        return ray.get(ref)
+
+
+class Learner(LearnerLoop):
+    def __init__(self, cfg: Config, info: EnvInfo, loaders: list, device: str):
+        super().__init__(cfg, info, device)
+        self.loaders = loaders
+        self.queue = None
+        self.last = (None, None)
+        self.prioritized = cfg.replay.buffer == "pmdb"
+
+    def publish(self) -> list:
+        """One ray.put of the CPU weights, shared by every agent and the evaluator."""
+        return [(self.steps, ray.put(self.learner.weights()))]
+
+    def train(self, seconds: float) -> dict:
+        if self.queue is None:
+            self.queue = PrefetchQueue(lambda i, u: self.loaders[i].next.remote(u), ray.get, len(self.loaders))
+        losses, qs = [], []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            i, batch = self.queue.next(*self.last)
+            if batch is None:
+                self.last = (None, i)
+                continue
+            stats, update = self.train_on(batch)
+            losses.append(stats["loss"])
+            qs.append(stats["mean_q"])
+            self.last = (update if self.prioritized else None, i)
+        out = {"steps": self.steps, "updates": len(losses),
+               "loss": float(np.mean(losses)) if losses else None, "mean_q": float(np.mean(qs)) if qs else None}
+        if self.publish_due():
+            out["weights"] = self.publish()
+        return out
+
+    def state_dict(self) -> dict:
+        return self.learner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learner.load_state_dict(state)
+        self.last_publish = self.steps
+
+
+class Evaluator(EvalRunner):
+    def evaluate(self, weights: list, episodes: int) -> list[float]:
+        return self.play(ray.get(weights[0][1]), episodes)
+
+
+# --- driver --------------------------------------------------------------------------------------
+def init_ray(cfg: Config) -> bool:
+    """Join --address, or start a local Ray of our own (never silently join a stray `ray start` cluster).
+    Returns True if this process started Ray and must shut it down."""
+    if ray.is_initialized():
+        return False
+    common = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
+    if cfg.run.address:
+        ray.init(address=cfg.run.address, **common)
+        return True
+    os.environ.pop("RAY_ADDRESS", None)
+    ray.init(address="local", num_cpus=cfg.run.num_cpus or os.cpu_count(),
+             num_gpus=cfg.run.num_gpus or None, **common)
+    return True
+
+
+def run_paths(cfg: Config, resuming: bool) -> tuple[str, str]:
+    """(log folder, checkpoint folder). A new run never writes into an earlier run's folders."""
+    base_suffix = cfg.run.suffix
+    n = 1
+    while True:
+        logdir = os.path.join(cfg.run.logdir, cfg.run.env_dir, cfg.run.suffix)
+        if resuming or not (os.path.exists(logdir) or os.path.exists(checkpoint_dir(cfg))):
+            return logdir, checkpoint_dir(cfg)
+        n += 1
+        cfg.run.suffix = f"{base_suffix}_{n}"
+
+
+class _Stop:
+    def __init__(self):
+        self.signal = None
+
+    def __call__(self, signum, frame):
+        self.signal = signum
+
+
+def train(cfg: Config, given: set) -> dict:
+    """Train until max_steps or max_time (or SIGINT/SIGTERM); return the summary."""
+    info = env_info(cfg.run.env)
+    if not info.discrete:
+        raise UsageError(f"{cfg.alg.alg} needs discrete actions; {cfg.run.env} has continuous ones")
+    ckpt = None
+    if cfg.run.resume:
+        ckpt = load_checkpoint(cfg.run.resume)
+        cfg = merge_checkpoint_config(cfg, given, ckpt["config"], cfg.run.resume)
+        cfg.run.suffix = ckpt["config"]["run"]["suffix"]
+    logdir, modeldir = run_paths(cfg, resuming=ckpt is not None)
+    os.makedirs(logdir, exist_ok=True)
+    with open(os.path.join(logdir, "config.json"), "w") as f:
+        f.write(cfg.to_json())
+    counters = dict(env_steps=0, wall_s=0.0, episodes=0, agent_steps=[0] * cfg.run.num_agents,
+                    best_eval_return=None, last_eval_return=None)
+    if ckpt is not None:
+        saved = ckpt["counters"]
+        counters.update({k: saved[k] for k in counters if k in saved})
+        steps = list(counters["agent_steps"]) + [0] * cfg.run.num_agents
+        counters["agent_steps"] = steps[:cfg.run.num_agents]
+
+    stop = _Stop()
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    started = init_ray(cfg)
+    actors = []
+    reporter = Reporter(logdir, cfg.run.status_period)
+    try:
+        small = {"num_cpus": 0}
+        replay = ray.remote(Replay).options(**small).remote(cfg, info)
+        loaders = [ray.remote(Loader).options(**small).remote(replay, cfg.alg.batch_size)
+                   for _ in range(cfg.run.num_loaders)]
+        device = "cuda" if cfg.run.num_gpus > 0 else "cpu"
+        learner = ray.remote(Learner).options(num_cpus=0, num_gpus=min(cfg.run.num_gpus, 1)).remote(
+            cfg, info, loaders, device)
+        if ckpt is not None:
+            try:
+                ray.get(learner.load_state_dict.remote(ckpt["learner"]))
+            except ray.exceptions.RayTaskError as e:
+                raise UsageError(f"checkpoint {cfg.run.resume!r} does not fit this network: "
+                                 f"{str(e.cause).splitlines()[0][:160]}") from None
+        weights = ray.get(learner.publish.remote())
+        agents = [ray.remote(Agent).options(num_cpus=0, scheduling_strategy="SPREAD").remote(
+            i, cfg, info, replay, counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
+        evaluator = ray.remote(Evaluator).options(**small).remote(cfg, info)
+        actors = [replay, *loaders, learner, *agents, evaluator]
+        result = _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, modeldir, stop)
+        summary = {"env": cfg.run.env, "alg": cfg.alg.alg, "buffer": cfg.replay.buffer, **result,
+                   "logdir": logdir, "signal": stop.signal}
+        with open(os.path.join(logdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        summary["summary_path"] = os.path.join(logdir, "summary.json")
+        return summary
+    finally:
+        reporter.close()
+        for a in actors:
+            ray.kill(a)
+        if started:
+            ray.shutdown()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+
+
+def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, modeldir, stop) -> dict:
+    run = cfg.run
+    t0 = time.monotonic() - counters["wall_s"]
+    pending = {}
+    for i, agent in enumerate(agents):
+        pending[agent.run_chunk.remote(cfg.alg.sync_period, weights)] = ("agent", i)
+    pending[learner.train.remote(LEARNER_CHUNK_S)] = ("learner", None)
+    learner_steps = 0
+    next_save = None
+    next_eval = counters["env_steps"] + run.eval_period if run.eval_period else None
+    eval_call, last_ckpt, replay_stats = None, None, {}
+
+    def evaluated(returns):
+        mean = float(np.mean(returns))
+        counters["last_eval_return"] = mean
+        best = counters["best_eval_return"]
+        counters["best_eval_return"] = mean if best is None else max(best, mean)
+        reporter.evaluation(counters["env_steps"], returns)
+
+    def checkpoint():
+        state = ray.get(learner.state_dict.remote())
+        counters["wall_s"] = time.monotonic() - t0
+        path = os.path.join(modeldir, f"iter_{int(state['steps'])}.pt")
+        return save_checkpoint(path, cfg, state, {**counters, "learner_steps": int(state["steps"])})
+
+    while stop.signal is None:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+        for ref in ready:
+            kind, i = pending.pop(ref)
+            res = ray.get(ref)
+            if kind == "agent":
+                counters["env_steps"] += res["steps"] - counters["agent_steps"][i]
+                counters["agent_steps"][i] = res["steps"]
+                for raw, clipped in res["returns"]:
+                    counters["episodes"] += 1
+                    reporter.episode(i, counters["env_steps"], raw, clipped)
+                reporter.epsilon(i, counters["env_steps"], res["epsilon"])
+                pending[agents[i].run_chunk.remote(cfg.alg.sync_period, weights)] = ("agent", i)
+            elif kind == "learner":
+                learner_steps = res["steps"]
+                if next_save is None:
+                    next_save = (learner_steps // run.save_period + 1) * run.save_period
+                if res["loss"] is not None:
+                    reporter.learner(counters["env_steps"], res["loss"], res["mean_q"])
+                if "weights" in res:
+                    weights = res["weights"]
+                pending[learner.train.remote(LEARNER_CHUNK_S)] = ("learner", None)
+                if learner_steps >= next_save:
+                    last_ckpt = checkpoint()
+                    next_save = (learner_steps // run.save_period + 1) * run.save_period
+            elif kind == "eval":
+                evaluated(res)
+                eval_call = None
+        if next_eval is not None and counters["env_steps"] >= next_eval and eval_call is None:
+            eval_call = evaluator.evaluate.remote(weights, run.eval_episodes)
+            pending[eval_call] = ("eval", None)
+            next_eval = counters["env_steps"] + run.eval_period
+        wall = time.monotonic() - t0
+        if reporter.due():
+            replay_stats = ray.get(replay.stats.remote())
+            reporter.status(counters["env_steps"], learner_steps, replay_stats, run.max_steps, wall)
+        if counters["env_steps"] >= run.max_steps or (run.max_time and wall >= run.max_time):
+            break
+
+    # wind down: agents stop with the actors; evaluate the final weights unless a signal asked us to hurry
+    if stop.signal is None and run.eval_episodes > 0:
+        if eval_call is not None:
+            evaluated(ray.get(eval_call))
+        else:
+            evaluated(ray.get(evaluator.evaluate.remote(ray.get(learner.publish.remote()), run.eval_episodes)))
+    last_ckpt = checkpoint()
+    learner_steps = int(ray.get(learner.state_dict.remote())["steps"])
+    replay_stats = ray.get(replay.stats.remote())
+    reporter.status(counters["env_steps"], learner_steps, replay_stats, run.max_steps, time.monotonic() - t0)
+    return {"env_steps": counters["env_steps"], "learner_steps": learner_steps,
+            "wall_s": round(time.monotonic() - t0, 2), "episodes": counters["episodes"],
+            "best_eval_return": counters["best_eval_return"], "last_eval_return": counters["last_eval_return"],
+            "checkpoint": last_ckpt}

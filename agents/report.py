@@ -1,0 +1,76 @@
+"""What a user sees: TensorBoard scalars and a status line (a live bar on a terminal, plain lines in a log)."""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+
+class Reporter:
+    def __init__(self, logdir: str, status_period: float, stream=None):
+        self.tb = SummaryWriter(logdir)
+        self.status_period = status_period
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.last_time = time.monotonic()
+        self.last_env_steps = None
+        self.last_learner_steps = None
+        self.recent_returns: list[float] = []
+        self.last_eval: float | None = None
+
+    def episode(self, agent: int, env_steps: int, raw: float, clipped: float) -> None:
+        self.tb.add_scalar("charts/episode_return", raw, env_steps)
+        self.tb.add_scalar("charts/episode_return_clipped", clipped, env_steps)
+        self.tb.add_scalar(f"agents/{agent}/episode_return", raw, env_steps)
+        self.tb.add_scalar(f"agents/{agent}/episode_return_clipped", clipped, env_steps)
+        self.recent_returns = (self.recent_returns + [raw])[-20:]
+
+    def epsilon(self, agent: int, env_steps: int, eps: float) -> None:
+        self.tb.add_scalar(f"agents/{agent}/epsilon", eps, env_steps)
+
+    def learner(self, env_steps: int, loss: float, mean_q: float) -> None:
+        self.tb.add_scalar("losses/loss", loss, env_steps)
+        self.tb.add_scalar("losses/mean_q", mean_q, env_steps)
+
+    def evaluation(self, env_steps: int, returns: list[float]) -> None:
+        self.last_eval = float(np.mean(returns))
+        self.tb.add_scalar("eval/return", self.last_eval, env_steps)
+        self.tb.add_scalar("eval/return_std", float(np.std(returns)), env_steps)
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last_time >= self.status_period
+
+    def status(self, env_steps: int, learner_steps: int, replay: dict, max_steps: int, wall_s: float) -> None:
+        """Rates since the last status; scalars to TensorBoard; one line to the user."""
+        now = time.monotonic()
+        dt = max(now - self.last_time, 1e-9)
+        sps = 0.0 if self.last_env_steps is None else (env_steps - self.last_env_steps) / dt
+        ups = 0.0 if self.last_learner_steps is None else (learner_steps - self.last_learner_steps) / dt
+        self.last_time, self.last_env_steps, self.last_learner_steps = now, env_steps, learner_steps
+        tb = self.tb
+        tb.add_scalar("charts/env_steps_per_s", sps, env_steps)
+        tb.add_scalar("charts/updates_per_s", ups, env_steps)
+        tb.add_scalar("charts/learner_steps", learner_steps, env_steps)
+        tb.add_scalar("replay/size", replay.get("size", 0), env_steps)
+        tb.add_scalar("replay/bytes", replay.get("bytes", 0), env_steps)
+        tb.add_scalar("replay/sampled_per_inserted", replay.get("ratio", 0.0), env_steps)
+        ret = f"{np.mean(self.recent_returns):.1f}" if self.recent_returns else "-"
+        ev = f"{self.last_eval:.1f}" if self.last_eval is not None else "-"
+        line = (f"env_steps {env_steps:,} | {sps:,.0f} steps/s | learner {learner_steps:,} ({ups:,.1f} upd/s) | "
+                f"replay {replay.get('size', 0):,} | return {ret} | eval {ev} | {wall_s:,.0f}s")
+        if self.tty:
+            frac = min(env_steps / max_steps, 1.0) if max_steps else 0.0
+            bar = "#" * int(frac * 20) + "-" * (20 - int(frac * 20))
+            self.stream.write(f"\r[{bar}] {frac:6.1%} {line}\033[K")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        tb.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.tb.flush()
+        self.tb.close()

@@ -1,0 +1,243 @@
+"""The roles of the program as plain Python classes: they run and test without Ray. agents/program.py
+wraps each as a Ray actor (Agent, Replay, Loader, Learner, Evaluator) and supplies the transport."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable
+
+import numpy as np
+import torch
+
+from agents.config import Config
+from agents.dqn import DQNLearner, agent_epsilon, epsilon_greedy
+from buffers import PriorityUpdate, Push, SampledBatch, StreamWriter, decode_batch, make_replay
+from buffers.frames import FrameDecoder
+from buffers.rate_limiter import RateLimiter
+from envs import EnvInfo, make_env
+from networks import QNetwork
+
+
+def make_q_network(cfg: Config, info: EnvInfo) -> QNetwork:
+    return QNetwork(info.obs_shape, info.num_actions, cfg.alg.dueling, cfg.alg.norm)
+
+
+class ReplayServer:
+    """The replay memory behind its rate limiter. Moves bytes and updates trees, nothing else."""
+
+    def __init__(self, cfg: Config, info: EnvInfo):
+        rp = cfg.replay
+        self.memory = make_replay(rp.buffer, rp.replay_size, info.obs_shape, seed=cfg.run.seed, alpha=rp.alpha,
+                                  beta0=rp.beta0, beta_steps=rp.beta_steps,
+                                  window=max(32, cfg.alg.nstep + 8))
+        tolerance = max(4 * cfg.alg.batch_size * cfg.run.num_loaders, rp.speed * 1000)
+        self.limiter = RateLimiter(rp.speed, min(rp.replay_start, rp.replay_size), tolerance)
+
+    def add(self, pushes: list[Push]) -> bool:
+        """Store pushes; True while the agents may go on inserting."""
+        self.limiter.inserted += self.memory.add(pushes)
+        return self.limiter.can_insert()
+
+    def insert_allowed(self) -> bool:
+        return self.limiter.can_insert()
+
+    def sample(self, batch_size: int) -> SampledBatch | None:
+        """A batch, or None while the rate limiter holds sampling back."""
+        if not self.limiter.can_sample(batch_size):
+            return None
+        self.limiter.sampled += batch_size
+        return self.memory.sample(batch_size)
+
+    def update_priorities(self, update: PriorityUpdate) -> int:
+        return self.memory.update_priorities(update.ids, update.priority)
+
+    def stats(self) -> dict:
+        s = self.memory.stats()
+        s["ratio"] = self.limiter.ratio()
+        return s
+
+
+class EnvRunner:
+    """Agent i: steps its envs with one batched forward pass, explores with its epsilon, writes n-step
+    transitions (frames lz4-compressed here) and hands pushes to `send`, which returns False while the
+    replay wants the agent to wait."""
+
+    def __init__(self, index: int, cfg: Config, info: EnvInfo, send: Callable[[list[Push]], bool],
+                 wait: Callable[[], None] = lambda: None, push_period: int = 50):
+        torch.set_num_threads(1)
+        self.index, self.cfg, self.info = index, cfg, info
+        self.send, self.wait, self.push_period = send, wait, push_period
+        run, a = cfg.run, cfg.alg
+        e = run.envs_per_agent
+        self.envs = [make_env(run.env, train=True, seed=run.seed + index * e + j, sticky=run.sticky) for j in range(e)]
+        self.prioritized = cfg.replay.buffer == "pmdb"
+        self.writers = [StreamWriter(index * e + j, a.nstep, a.gamma, image=info.atari, priorities=self.prioritized)
+                        for j in range(e)]
+        self.net = make_q_network(cfg, info).eval()
+        self.net.requires_grad_(False)
+        self.rng = np.random.default_rng(run.seed + index)
+        self.version = -1
+        self.steps = 0
+        self.obs = []
+        for env, w in zip(self.envs, self.writers):
+            o, _ = env.reset()
+            w.reset(o)
+            self.obs.append(o)
+        self.game_raw = np.zeros(e)
+        self.game_clipped = np.zeros(e)
+        self.finished: list[tuple[float, float]] = []   # (raw, clipped) returns of whole games
+        self._since_push = 0
+
+    @property
+    def epsilon(self) -> float:
+        return agent_epsilon(self.index, self.cfg.run.num_agents, self.steps, self.cfg.alg.eps_steps,
+                             self.cfg.alg.eps_final)
+
+    def set_weights(self, version: int, weights: dict) -> None:
+        if version > self.version:
+            self.net.load_state_dict(weights)
+            self.version = version
+
+    def _q(self, obs: list) -> np.ndarray:
+        return self.net(torch.as_tensor(np.stack(obs))).numpy()   # [E, A]
+
+    def run(self, steps: int) -> dict:
+        """Step every env `steps // envs_per_agent` times; return stats of the chunk."""
+        e = len(self.envs)
+        for _ in range(max(1, steps // e)):
+            q = self._q(self.obs)
+            actions = epsilon_greedy(q, self.epsilon, self.rng)
+            for j, (env, w, a) in enumerate(zip(self.envs, self.writers, actions.tolist())):
+                if self.prioritized:
+                    w.act(q[j, a], q[j].max())
+                obs, r, term, trunc, info = env.step(a)
+                w.step(a, r, obs, term, trunc)
+                self.game_raw[j] += info.get("raw_reward", r)
+                self.game_clipped[j] += r
+                if term or trunc:
+                    if trunc and self.prioritized:
+                        w.value(float(self._q([obs])[0].max()))
+                    if info.get("game_over", True):
+                        self.finished.append((float(self.game_raw[j]), float(self.game_clipped[j])))
+                        self.game_raw[j] = self.game_clipped[j] = 0.0
+                    obs, _ = env.reset()
+                    w.reset(obs)
+                self.obs[j] = obs
+            self.steps += e
+            self._since_push += 1
+            if self._since_push >= self.push_period:
+                self.flush()
+        self.flush()
+        finished, self.finished = self.finished, []
+        return {"steps": self.steps, "epsilon": self.epsilon, "returns": finished, "version": self.version}
+
+    def flush(self) -> None:
+        self._since_push = 0
+        pushes = [p for p in (w.take() for w in self.writers) if p is not None]
+        if pushes and not self.send(pushes):
+            self.wait()
+
+
+class BatchLoader:
+    """Samples from the replay, decodes and stacks; forwards the learner's priority updates."""
+
+    def __init__(self, sample: Callable[[int], SampledBatch | None], update: Callable[[PriorityUpdate], None],
+                 batch_size: int, poll_s: float = 0.005, give_up_s: float = 1.0):
+        self.sample_fn, self.update_fn, self.batch_size = sample, update, batch_size
+        self.poll_s, self.give_up_s = poll_s, give_up_s
+        self.decoder = FrameDecoder()
+        self.batches = 0
+
+    def next(self, update: PriorityUpdate | None = None):
+        """A decoded Batch, or None if the rate limiter held sampling back for `give_up_s`."""
+        if update is not None:
+            self.update_fn(update)
+        deadline = time.monotonic() + self.give_up_s
+        while True:
+            sb = self.sample_fn(self.batch_size)
+            if sb is not None:
+                break
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(self.poll_s)
+        if sb.frame_shape and self.decoder.frame_shape != tuple(sb.frame_shape):
+            self.decoder = FrameDecoder(sb.frame_shape)
+        self.batches += 1
+        return decode_batch(sb, self.decoder)
+
+
+class LearnerLoop:
+    """Gradient steps on batches that `fetch` returns; priorities go back through `fetch`'s argument."""
+
+    def __init__(self, cfg: Config, info: EnvInfo, device: str = "cpu"):
+        a = cfg.alg
+        torch.manual_seed(cfg.run.seed)
+        self.cfg = cfg
+        self.learner = DQNLearner(info.obs_shape, info.num_actions, double=a.double, dueling=a.dueling,
+                                  norm=a.norm, lr=a.lr, clip_norm=a.clip_norm, target_period=a.target_period,
+                                  device=device)
+        self.last_publish = -a.publish_period
+
+    @property
+    def steps(self) -> int:
+        return self.learner.steps
+
+    def train_on(self, batch) -> tuple[dict, PriorityUpdate]:
+        stats, prio = self.learner.update(self.learner.to_device(batch))
+        return {"loss": stats.loss, "mean_q": stats.mean_q}, PriorityUpdate(np.asarray(batch.ids), prio)
+
+    def publish_due(self) -> bool:
+        if self.steps - self.last_publish >= self.cfg.alg.publish_period:
+            self.last_publish = self.steps
+            return True
+        return False
+
+
+class EvalRunner:
+    """Plays whole games (no-op starts, raw scores, no episodic life) with a small epsilon."""
+
+    def __init__(self, cfg: Config, info: EnvInfo, seed_offset: int = 10_000, render: bool = False):
+        torch.set_num_threads(1)
+        self.cfg, self.info = cfg, info
+        self.env = make_env(cfg.run.env, train=False, seed=cfg.run.seed + seed_offset, sticky=cfg.run.sticky,
+                            render_mode="rgb_array" if render else None)
+        self.net = make_q_network(cfg, info).eval()
+        self.net.requires_grad_(False)
+        self.rng = np.random.default_rng(cfg.run.seed + seed_offset)
+
+    def play(self, weights: dict, episodes: int, on_frame: Callable | None = None) -> list[float]:
+        """Raw returns of `episodes` whole games; `on_frame(episode, rgb)` sees every rendered frame."""
+        self.net.load_state_dict(weights)
+        returns = []
+        for ep in range(episodes):
+            obs, _ = self.env.reset()
+            total, done = 0.0, False
+            while not done:
+                if on_frame is not None:
+                    on_frame(ep, self.env.render())
+                q = self.net(torch.as_tensor(obs[None])).numpy()
+                a = int(epsilon_greedy(q, self.cfg.run.eval_epsilon, self.rng)[0])
+                obs, r, term, trunc, info = self.env.step(a)
+                total += info.get("raw_reward", r)
+                done = term or trunc
+            returns.append(total)
+        return returns
+
+
+class PrefetchQueue:
+    """Learner side: keep `depth` requests in flight per loader; hand out results oldest first."""
+
+    def __init__(self, request: Callable[[int, PriorityUpdate | None], object], resolve: Callable[[object], object],
+                 num_loaders: int, depth: int = 2):
+        self.request, self.resolve = request, resolve
+        self.inflight: deque = deque()
+        for i in range(num_loaders):
+            for _ in range(depth):
+                self.inflight.append((i, request(i, None)))
+
+    def next(self, update_for_last: PriorityUpdate | None, last_loader: int | None):
+        """Issue the next request (carrying the last batch's priority update) and return (loader, batch)."""
+        if last_loader is not None:
+            self.inflight.append((last_loader, self.request(last_loader, update_for_last)))
+        i, ref = self.inflight.popleft()
+        return i, self.resolve(ref)

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from agents.dqn import (DQNLearner, agent_epsilon, apex_epsilon, epsilon_greedy, q_targets,
+                        weighted_huber_loss)
+from buffers.records import Batch
+from networks import QNetwork
+
+
+def test_apex_epsilons_by_hand():
+    assert apex_epsilon(0, 4) == pytest.approx(0.4)
+    assert apex_epsilon(3, 4) == pytest.approx(0.4 ** 8)
+    assert apex_epsilon(1, 3) == pytest.approx(0.4 ** 4.5)
+    with pytest.raises(ValueError):
+        apex_epsilon(0, 1)
+    assert agent_epsilon(0, 1, 0, 1000, 0.01) == 1.0
+    assert agent_epsilon(0, 1, 500, 1000, 0.01) == pytest.approx(0.505)
+    assert agent_epsilon(0, 1, 10 ** 6, 1000, 0.01) == pytest.approx(0.01)
+    assert agent_epsilon(1, 2, 0, 1000, 0.01) == pytest.approx(0.4 ** 8)
+
+
+def test_epsilon_greedy():
+    rng = np.random.default_rng(0)
+    q = np.array([[0.0, 1.0, 0.5]] * 10_000)
+    assert np.all(epsilon_greedy(q, 0.0, rng) == 1)
+    frac_random = np.mean(epsilon_greedy(q, 0.3, rng) != 1)
+    assert frac_random == pytest.approx(0.3 * 2 / 3, abs=0.02)
+
+
+def test_dqn_and_double_dqn_targets_by_hand():
+    ret = torch.tensor([1.0, 0.5])
+    disc = torch.tensor([0.9, 0.0])
+    next_target = torch.tensor([[1.0, 3.0], [5.0, 2.0]])
+    next_online = torch.tensor([[2.0, 1.0], [0.0, 9.0]])
+    torch.testing.assert_close(q_targets(ret, disc, next_target), torch.tensor([1 + 0.9 * 3.0, 0.5]))
+    # double: online picks action 0 for the first row -> target's 1.0
+    torch.testing.assert_close(q_targets(ret, disc, next_target, next_online), torch.tensor([1 + 0.9 * 1.0, 0.5]))
+
+
+def test_weighted_huber_by_hand():
+    q = torch.tensor([0.0, 0.0, 0.0])
+    target = torch.tensor([0.5, 2.0, -3.0])
+    w = torch.tensor([1.0, 0.5, 0.25])
+    expected = (1.0 * 0.5 * 0.25 + 0.5 * (2.0 - 0.5) + 0.25 * (3.0 - 0.5)) / 3
+    assert weighted_huber_loss(q, target, w).item() == pytest.approx(expected)
+
+
+def _batch(obs_shape, n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n,) + obs_shape).astype(np.float32)
+    return Batch(obs=obs, action=rng.integers(0, 2, n), ret=rng.normal(size=n).astype(np.float32),
+                 discount=np.full(n, 0.9, np.float32), next_obs=obs[::-1].copy(),
+                 weights=np.ones(n, np.float32), ids=np.arange(n))
+
+
+def test_learner_step_reduces_loss_and_copies_target_on_period():
+    torch.manual_seed(0)
+    learner = DQNLearner((4,), 2, double=True, dueling=True, norm="none", lr=1e-3, target_period=5)
+    b = learner.to_device(_batch((4,)))
+    first, prio = learner.update(b)
+    assert prio.shape == (32,) and np.all(prio >= 0)
+    for _ in range(3):
+        learner.update(b)
+    assert any(not torch.equal(p, q) for p, q in zip(learner.net.parameters(), learner.target.parameters()))
+    learner.update(b)   # 5th update: target copied
+    assert all(torch.equal(p, q) for p, q in zip(learner.net.parameters(), learner.target.parameters()))
+    for _ in range(50):
+        last, _ = learner.update(b)
+    assert last.loss < first.loss
+
+
+def test_networks_shapes():
+    for dueling in (False, True):
+        for norm in ("none", "gn"):
+            net = QNetwork((4, 84, 84), 6, dueling, norm)
+            assert net(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in QNetwork((4, 84, 84), 6, False, "gn").modules())
+    assert QNetwork((3,), 5, True)(torch.zeros(7, 3)).shape == (7, 5)

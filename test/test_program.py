@@ -1,0 +1,126 @@
+"""The distributed program end to end on real Ray actors (one shared ray.init), real envs, real files."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents.config import parse_args
+from agents.program import train
+from main import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--num_agents=2", "--num_loaders=1", "--batch_size=32", "--replay_start=500", "--save_period=50",
+         "--eval_episodes=2", "--status_period=1", "--sync_period=100", "--target_period=100"]
+
+
+def run_main(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(ray_session, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cartpole")
+    argv = ["CartPole-v1", "--alg=DDQN", "--buffer=pmdb", "--max_steps=3000", "--eval_period=1500",
+            "--suffix=e2e", f"--logdir={d}/logs", f"--modeldir={d}/model", *SMALL]
+    cfg, given = parse_args(argv)
+    return d, argv, train(cfg, given)
+
+
+def test_short_cartpole_run_writes_checkpoint_events_and_summary(cartpole_run):
+    d, _, summary = cartpole_run
+    assert summary["env_steps"] >= 3000 and summary["learner_steps"] > 0
+    ckpts = glob.glob(f"{d}/model/DDQN_q/CartPole-v1/e2e/iter_*.pt")
+    assert len(ckpts) >= 2 and summary["checkpoint"] in ckpts
+    assert summary["checkpoint"].endswith(f"iter_{summary['learner_steps']}.pt")
+    with open(f"{d}/logs/CartPole-v1/e2e/summary.json") as f:
+        saved = json.load(f)
+    for key in ("env_steps", "learner_steps", "wall_s", "best_eval_return", "last_eval_return", "checkpoint"):
+        assert saved[key] is not None, key
+    acc = EventAccumulator(f"{d}/logs/CartPole-v1/e2e").Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ("charts/episode_return", "charts/episode_return_clipped", "agents/0/episode_return",
+                "agents/1/epsilon", "charts/env_steps_per_s", "charts/updates_per_s", "losses/loss",
+                "losses/mean_q", "replay/size", "replay/bytes", "replay/sampled_per_inserted", "eval/return"):
+        assert tag in tags, tag
+    assert acc.Scalars("agents/1/epsilon")[-1].value == pytest.approx(0.4 ** 8, rel=1e-4)
+    assert os.path.exists(f"{d}/logs/CartPole-v1/e2e/config.json")
+
+
+def test_resume_continues_counters(cartpole_run, ray_session, tmp_path):
+    d, argv, first = cartpole_run
+    cfg, given = parse_args(["CartPole-v1", "--max_steps=5000", f"--resume={first['checkpoint']}",
+                             f"--logdir={d}/logs", f"--modeldir={d}/model", *SMALL])
+    summary = train(cfg, given)
+    assert cfg.alg.alg == "DDQN" and cfg.replay.buffer == "pmdb"        # taken from the checkpoint
+    assert summary["env_steps"] >= 5000 and summary["learner_steps"] > first["learner_steps"]
+    assert os.path.dirname(summary["checkpoint"]) == os.path.dirname(first["checkpoint"])
+    assert os.path.exists(first["checkpoint"])                         # nothing overwritten
+
+
+def test_test_mode_prints_scores_and_json(cartpole_run, capsys):
+    _, _, summary = cartpole_run
+    code, out, _ = run_main(["CartPole-v1", "--test", "--suffix=e2e", "--test_episodes=3",
+                             f"--resume={summary['checkpoint']}"], capsys)
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result) == {"episodes", "mean", "std", "min", "max"} and result["episodes"] == 3
+    assert result["min"] <= result["mean"] <= result["max"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["CartPole-v1", "--num_agents=0"], "--num_agents"),
+    (["CartPole-v1", "--buffer=foo"], "mmdb"),
+    (["CartPole-v1", "--lr=-1"], "--lr"),
+    (["Pongg"], "Pong"),
+    (["CartPole-v1", "--test"], "--resume"),
+    (["CartPole-v1", "--test", "--resume=/nonexistent/iter_1.pt"], "does not exist"),
+])
+def test_bad_input_is_refused_with_one_line(argv, needle, capsys):
+    code, out, err = run_main(argv, capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_mismatched_or_truncated_checkpoints(cartpole_run, tmp_path, capsys):
+    d, _, summary = cartpole_run
+    ckpt = summary["checkpoint"]
+    before = sorted(os.listdir(os.path.dirname(ckpt)))
+    for argv, needle in [
+        (["Acrobot-v1", "--test", f"--resume={ckpt}"], "is for CartPole-v1"),
+        (["CartPole-v1", "--test", "--alg=DQN", f"--resume={ckpt}"], "--alg=DDQN"),
+        (["CartPole-v1", "--test", "--dueling", f"--resume={ckpt}"], "--dueling=False"),
+    ]:
+        code, _, err = run_main(argv, capsys)
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    truncated = tmp_path / "iter_7.pt"
+    truncated.write_bytes(open(ckpt, "rb").read()[:5000])
+    code, _, err = run_main(["CartPole-v1", "--test", f"--resume={truncated}"], capsys)
+    assert code == 2 and "cannot be read" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_main(["CartPole-v1", f"--resume={truncated}", f"--modeldir={d}/model"], capsys)
+    assert code == 2
+    assert sorted(os.listdir(os.path.dirname(ckpt))) == before
+
+
+def test_cli_refuses_before_ray_with_exit_code_2():
+    proc = subprocess.run([sys.executable, "main.py", "CartPole-v1", "--num_agents=0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["main.py: error: --num_agents must be at least 1, got 0"]
+
+
+@pytest.mark.slow
+def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_path):
+    cfg, given = parse_args(["Pong", "--alg=DQN", "--buffer=mmdb", "--max_steps=2500", "--eval_period=0",
+                             "--eval_episodes=1", "--replay_size=5000", "--suffix=pong",
+                             f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", *SMALL])
+    summary = train(cfg, given)
+    assert summary["env_steps"] >= 2500 and summary["learner_steps"] > 0
+    assert summary["last_eval_return"] is not None and -21 <= summary["last_eval_return"] <= 21
+    acc = EventAccumulator(f"{tmp_path}/logs/Pong/pong").Reload()
+    assert acc.Scalars("replay/bytes")[-1].value > 0
+    assert os.path.exists(summary["checkpoint"])
