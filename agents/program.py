@@ -124,6 +124,8 @@ def init_ray(cfg: Config) -> bool:
         ray.init(address=cfg.run.address, **common)
         return True
     os.environ.pop("RAY_ADDRESS", None)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # workers import agents/, buffers/, ...
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     ray.init(address="local", num_cpus=cfg.run.num_cpus or os.cpu_count(),
              num_gpus=cfg.run.num_gpus or None, **common)
     return True
@@ -172,8 +174,9 @@ def train(cfg: Config, given: set) -> dict:
         counters["agent_steps"] = steps[:cfg.run.num_agents]
 
     stop = _Stop()
-    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     started = init_ray(cfg)
+    # after ray.init, which installs handlers of its own: ours turn a signal into a clean, saved stop
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     actors = []
     reporter = Reporter(logdir, cfg.run.status_period)
     try:
@@ -273,11 +276,12 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
         if reporter.due():
             replay_stats = ray.get(replay.stats.remote())
             reporter.status(counters["env_steps"], learner_steps, replay_stats, run.max_steps, wall)
-        if counters["env_steps"] >= run.max_steps or (run.max_time and wall >= run.max_time):
+        if (counters["env_steps"] >= run.max_steps or (run.max_time and wall >= run.max_time)
+                or (counters["last_eval_return"] is not None and counters["last_eval_return"] >= run.stop_return)):
             break
 
     # wind down: agents stop with the actors; evaluate the final weights unless a signal asked us to hurry
-    if stop.signal is None and run.eval_episodes > 0:
+    if stop.signal is None and run.eval_period > 0:
         if eval_call is not None:
             evaluated(ray.get(eval_call))
         else:

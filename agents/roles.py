@@ -153,13 +153,15 @@ class BatchLoader:
         if update is not None:
             self.update_fn(update)
         deadline = time.monotonic() + self.give_up_s
+        pause = self.poll_s
         while True:
             sb = self.sample_fn(self.batch_size)
             if sb is not None:
                 break
             if time.monotonic() > deadline:
                 return None
-            time.sleep(self.poll_s)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)   # back off while the replay fills or the agents catch up
         if sb.frame_shape and self.decoder.frame_shape != tuple(sb.frame_shape):
             self.decoder = FrameDecoder(sb.frame_shape)
         self.batches += 1

@@ -115,7 +115,7 @@ def test_cli_refuses_before_ray_with_exit_code_2():
 
 @pytest.mark.slow
 def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_path):
-    cfg, given = parse_args(["Pong", "--alg=DQN", "--buffer=mmdb", "--max_steps=2500", "--eval_period=0",
+    cfg, given = parse_args(["Pong", "--alg=DQN", "--buffer=mmdb", "--max_steps=2500", "--eval_period=2000",
                              "--eval_episodes=1", "--replay_size=5000", "--suffix=pong",
                              f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", *SMALL])
     summary = train(cfg, given)
