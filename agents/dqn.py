@@ -113,10 +113,12 @@ class DQNLearner:
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict(),
-                "steps": self.steps}
+                "steps": self.steps, "torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.target.load_state_dict(state["target"])
         self.opt.load_state_dict(state["opt"])
         self.steps = int(state["steps"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])

@@ -18,7 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_ddqn_pmdb_solves_cartpole_within_100k_env_steps(ray_session, tmp_path):
     cfg, given = parse_args([
         "CartPole-v1", "--alg=DDQN", "--buffer=pmdb", "--num_agents=2", "--max_steps=100000", "--seed=1",
-        "--batch_size=128", "--lr=5e-4", "--target_period=500", "--replay_start=2000", "--eval_period=5000",
+        "--batch_size=128", "--lr=2.5e-4", "--dueling", "--target_period=2000", "--replay_start=2000",
+        "--eval_period=2500",
         "--eval_episodes=5", "--stop_return=450", "--suffix=learn", f"--logdir={tmp_path}/logs",
         f"--modeldir={tmp_path}/model"])
     summary = train(cfg, given)
