@@ -37,7 +37,7 @@ class RunConfig:
     record: bool = _f(False, "with --test: write a GIF of the best game under exp/")
     resume: str = _f("", "checkpoint to continue training from (or to --test)")
     sticky: bool = _f(False, "sticky actions (repeat_action_probability 0.25) on Atari")
-    num_gpus: int = _f(0, "GPUs for the learner (0: CPU; the learner uses CUDA when one is given)")
+    num_gpus: int = _f(-1, "GPUs for the learner (0: CPU; -1: one if this machine has a GPU, else none)")
     address: str = _f("", "join an existing Ray cluster (auto or HOST:PORT); empty starts a local Ray")
     num_cpus: int = _f(0, "CPUs Ray may use when it starts locally (0: all of this machine's)")
     seed: int = _f(0, "random seed; agent i uses seed + i")
@@ -167,8 +167,9 @@ def validate(cfg: Config) -> None:
     for name, value in (("lr", a.lr), ("speed", rp.speed), ("clip_norm", a.clip_norm)):
         need(math.isfinite(value) and value > 0, f"--{name} must be a positive number, got {value}")
     need(0 <= a.gamma <= 1, f"--gamma must be within [0, 1], got {a.gamma}")
-    need(r.max_time >= 0 and r.eval_period >= 0 and r.num_gpus >= 0 and r.num_cpus >= 0 and rp.replay_start >= 0,
-         "--max_time, --eval_period, --num_gpus, --num_cpus and --replay_start cannot be negative")
+    need(r.max_time >= 0 and r.eval_period >= 0 and r.num_cpus >= 0 and rp.replay_start >= 0,
+         "--max_time, --eval_period, --num_cpus and --replay_start cannot be negative")
+    need(r.num_gpus >= -1, f"--num_gpus must be -1 (auto), 0 (CPU) or a number of GPUs, got {r.num_gpus}")
     need(0 <= rp.alpha and 0 <= rp.beta0 <= 1, "--alpha must be >= 0 and --beta0 within [0, 1]")
     need(0 <= r.eval_epsilon <= 1 and 0 <= a.eps_final <= 1, "epsilons must be within [0, 1]")
     need(rp.replay_start <= rp.replay_size,

@@ -13,6 +13,7 @@ from envs import env_info
 
 GIF_WIDTH = 160      # px; frames are downscaled and every other frame kept, so a GIF stays a few hundred KB
 GIF_FRAME_STEP = 2
+EXP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "exp")
 
 
 def test(cfg: Config, given: set) -> dict:
@@ -44,7 +45,7 @@ def test(cfg: Config, given: set) -> dict:
               "min": float(np.min(returns)), "max": float(np.max(returns))}
     if cfg.run.record and best_frames:
         result["gif"] = write_gif(best_frames, os.path.join(
-            "exp", "gifs", f"{cfg.run.env_dir}_{cfg.alg.alg}_{cfg.run.suffix}.gif"))
+            EXP_DIR, "gifs", f"{cfg.run.env_dir}_{cfg.alg.alg}_{cfg.run.suffix}.gif"))
     return result
 
 

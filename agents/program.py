@@ -173,6 +173,9 @@ def train(cfg: Config, given: set) -> dict:
         steps = list(counters["agent_steps"]) + [0] * cfg.run.num_agents
         counters["agent_steps"] = steps[:cfg.run.num_agents]
 
+    if cfg.run.num_gpus < 0:
+        import torch
+        cfg.run.num_gpus = 1 if torch.cuda.is_available() else 0
     stop = _Stop()
     started = init_ray(cfg)
     # after ray.init, which installs handlers of its own: ours turn a signal into a clean, saved stop

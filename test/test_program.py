@@ -114,7 +114,7 @@ def test_cli_refuses_before_ray_with_exit_code_2():
 
 
 @pytest.mark.slow
-def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_path):
+def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_path, capsys):
     cfg, given = parse_args(["Pong", "--alg=DQN", "--buffer=mmdb", "--max_steps=2500", "--eval_period=2000",
                              "--eval_episodes=1", "--replay_size=5000", "--suffix=pong",
                              f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", *SMALL])
@@ -124,3 +124,9 @@ def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_pat
     acc = EventAccumulator(f"{tmp_path}/logs/Pong/pong").Reload()
     assert acc.Scalars("replay/bytes")[-1].value > 0
     assert os.path.exists(summary["checkpoint"])
+    code, out, _ = run_main(["Pong", "--test", "--record", "--test_episodes=1", "--eval_epsilon=0.05",
+                             f"--resume={summary['checkpoint']}"], capsys)
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["episodes"] == 1
+    gif = os.path.join(ROOT, "exp", "gifs", "Pong_DQN_pong.gif")
+    assert os.path.exists(gif) and 10_000 < os.path.getsize(gif) < 2_000_000
+    os.remove(gif)
