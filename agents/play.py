@@ -19,6 +19,8 @@ EXP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test(cfg: Config, given: set) -> dict:
     ckpt = load_checkpoint(cfg.run.resume)
     cfg = merge_checkpoint_config(cfg, given, ckpt["config"], cfg.run.resume)
+    if ("run", "suffix") not in given:
+        cfg.run.suffix = ckpt["config"]["run"]["suffix"]
     info = env_info(cfg.run.env)
     runner = EvalRunner(cfg, info, seed_offset=20_000, render=cfg.run.record)
     weights = ckpt["learner"]["net"]

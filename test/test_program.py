@@ -127,6 +127,7 @@ def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_pat
     code, out, _ = run_main(["Pong", "--test", "--record", "--test_episodes=1", "--eval_epsilon=0.05",
                              f"--resume={summary['checkpoint']}"], capsys)
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["episodes"] == 1
-    gif = os.path.join(ROOT, "exp", "gifs", "Pong_DQN_pong.gif")
+    gif = out.strip().splitlines()[-2].split("| gif ")[1]
+    assert gif == os.path.join(ROOT, "exp", "gifs", "Pong_DQN_pong.gif")
     assert os.path.exists(gif) and 10_000 < os.path.getsize(gif) < 2_000_000
     os.remove(gif)
