@@ -51,9 +51,6 @@ class Agent(EnvRunner):
             self.set_weights(version, ray.get(ref))
         return self.run(steps)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 class Loader(BatchLoader):
     def __init__(self, replay, batch_size: int):

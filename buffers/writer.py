@@ -96,9 +96,12 @@ class StreamWriter:
             return None
         trs = [t for t, _ in self._ready]
         prio = np.array([p for _, p in self._ready], dtype=np.float32)
-        frames = self._frames if self.image or self._frames else np.zeros((0,) + self._shape, np.float32)
-        if not self.image and self._frames:
+        if self.image:
+            frames = self._frames
+        elif self._frames:
             frames = np.stack(self._frames)
+        else:
+            frames = np.zeros((0,) + self._shape, np.float32)
         push = Push(
             stream=self.stream, frame_base=self._base, frames=frames,
             first=np.array(self._first, dtype=bool), depth=np.array(self._depth, dtype=np.uint8),

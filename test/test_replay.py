@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from buffers import (PrioritizedReplay, Push, StreamWriter, UniformReplay, decode_batch, importance_weights,
+from buffers import (PrioritizedReplay, Push, StreamWriter, decode_batch, importance_weights,
                      linear_schedule, make_replay, td_priority)
 from test.replay_helpers import fill, noise_env
 
