@@ -44,12 +44,17 @@ class Agent(EnvRunner):
         while not ray.get(self.replay.insert_allowed.remote()):
             time.sleep(0.01)
 
-    def run_chunk(self, steps: int, weights: list) -> dict:
-        """`weights` is [(version, ObjectRef)]: fetched only when newer than what the agent has."""
+    def run_chunk(self, steps: int, weights: list, steps_so_far: int) -> dict:
+        """`weights` is [(version, ObjectRef)]: fetched only when newer than what the agent has, so a
+        restarted agent loads the latest weights before it acts; `steps_so_far` continues its schedule."""
         version, ref = weights[0]
         if version > self.version:
             self.set_weights(version, ray.get(ref))
+        self.steps = max(self.steps, steps_so_far)
         return self.run(steps)
+
+    def pid(self) -> int:
+        return os.getpid()
 
 
 class Loader(BatchLoader):
@@ -79,11 +84,15 @@ class Learner(LearnerLoop):
 
     def train(self, seconds: float) -> dict:
         if self.queue is None:
-            self.queue = PrefetchQueue(lambda i, u: self.loaders[i].next.remote(u), ray.get, len(self.loaders))
+            self.queue = PrefetchQueue(lambda i, u: self.loaders[i].next.remote(u), len(self.loaders))
         losses, qs = [], []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            i, batch = self.queue.next(*self.last)
+            i, ref = self.queue.next(*self.last)
+            try:
+                batch = ray.get(ref)
+            except ray.exceptions.RayActorError:   # the loader died; Ray restarts it, ask it again
+                batch = None
             if batch is None:
                 self.last = (None, i)
                 continue
@@ -162,7 +171,7 @@ def train(cfg: Config, given: set) -> dict:
     os.makedirs(logdir, exist_ok=True)
     with open(os.path.join(logdir, "config.json"), "w") as f:
         f.write(cfg.to_json())
-    counters = dict(env_steps=0, wall_s=0.0, episodes=0, agent_steps=[0] * cfg.run.num_agents,
+    counters = dict(env_steps=0, wall_s=0.0, episodes=0, agent_restarts=0, agent_steps=[0] * cfg.run.num_agents,
                     best_eval_return=None, last_eval_return=None)
     if ckpt is not None:
         saved = ckpt["counters"]
@@ -180,9 +189,9 @@ def train(cfg: Config, given: set) -> dict:
     actors = []
     reporter = Reporter(logdir, cfg.run.status_period)
     try:
-        small = {"num_cpus": 0}
-        replay = ray.remote(Replay).options(**small).remote(cfg, info)
-        loaders = [ray.remote(Loader).options(**small).remote(replay, cfg.alg.batch_size)
+        replay = ray.remote(Replay).options(num_cpus=0).remote(cfg, info)
+        restartable = {"num_cpus": 0, "max_restarts": -1}
+        loaders = [ray.remote(Loader).options(**restartable).remote(replay, cfg.alg.batch_size)
                    for _ in range(cfg.run.num_loaders)]
         device = "cuda" if cfg.run.num_gpus > 0 else "cpu"
         learner = ray.remote(Learner).options(num_cpus=0, num_gpus=min(cfg.run.num_gpus, 1)).remote(
@@ -194,9 +203,9 @@ def train(cfg: Config, given: set) -> dict:
                 raise UsageError(f"checkpoint {cfg.run.resume!r} does not fit this network: "
                                  f"{str(e.cause).splitlines()[0][:160]}") from None
         weights = ray.get(learner.publish.remote())
-        agents = [ray.remote(Agent).options(num_cpus=0, scheduling_strategy="SPREAD").remote(
+        agents = [ray.remote(Agent).options(**restartable, scheduling_strategy="SPREAD").remote(
             i, cfg, info, replay, counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
-        evaluator = ray.remote(Evaluator).options(**small).remote(cfg, info)
+        evaluator = ray.remote(Evaluator).options(**restartable).remote(cfg, info)
         actors = [replay, *loaders, learner, *agents, evaluator]
         result = _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, modeldir, stop)
         summary = {"env": cfg.run.env, "alg": cfg.alg.alg, "buffer": cfg.replay.buffer, **result,
@@ -220,7 +229,7 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
     t0 = time.monotonic() - counters["wall_s"]
     pending = {}
     for i, agent in enumerate(agents):
-        pending[agent.run_chunk.remote(cfg.alg.sync_period, weights)] = ("agent", i)
+        pending[agent.run_chunk.remote(cfg.alg.sync_period, weights, counters["agent_steps"][i])] = ("agent", i)
     pending[learner.train.remote(LEARNER_CHUNK_S)] = ("learner", None)
     learner_steps = 0
     next_save = None
@@ -244,7 +253,19 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
         for ref in ready:
             kind, i = pending.pop(ref)
-            res = ray.get(ref)
+            try:
+                res = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                if kind == "agent":   # Ray restarts it; its unfinished chunk is lost, the run goes on
+                    counters["agent_restarts"] += 1
+                    print(f"agent {i} died ({type(e).__name__}); Ray restarts it", flush=True)
+                    pending[agents[i].run_chunk.remote(cfg.alg.sync_period, weights,
+                                                       counters["agent_steps"][i])] = ("agent", i)
+                    continue
+                if kind == "eval":
+                    eval_call = None
+                    continue
+                raise
             if kind == "agent":
                 counters["env_steps"] += res["steps"] - counters["agent_steps"][i]
                 counters["agent_steps"][i] = res["steps"]
@@ -252,7 +273,8 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
                     counters["episodes"] += 1
                     reporter.episode(i, counters["env_steps"], raw, clipped)
                 reporter.epsilon(i, counters["env_steps"], res["epsilon"])
-                pending[agents[i].run_chunk.remote(cfg.alg.sync_period, weights)] = ("agent", i)
+                pending[agents[i].run_chunk.remote(cfg.alg.sync_period, weights,
+                                                   counters["agent_steps"][i])] = ("agent", i)
             elif kind == "learner":
                 learner_steps = res["steps"]
                 if next_save is None:
@@ -293,4 +315,4 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
     return {"env_steps": counters["env_steps"], "learner_steps": learner_steps,
             "wall_s": round(time.monotonic() - t0, 2), "episodes": counters["episodes"],
             "best_eval_return": counters["best_eval_return"], "last_eval_return": counters["last_eval_return"],
-            "checkpoint": last_ckpt}
+            "agent_restarts": counters["agent_restarts"], "checkpoint": last_ckpt}

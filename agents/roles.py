@@ -32,10 +32,18 @@ class ReplayServer:
                                   window=max(32, cfg.alg.nstep + 8))
         tolerance = max(4 * cfg.alg.batch_size * cfg.run.num_loaders, rp.speed * 1000)
         self.limiter = RateLimiter(rp.speed, min(rp.replay_start, rp.replay_size), tolerance)
+        self.dropped_pushes = 0
 
     def add(self, pushes: list[Push]) -> bool:
-        """Store pushes; True while the agents may go on inserting."""
-        self.limiter.inserted += self.memory.add(pushes)
+        """Store pushes; True while the agents may go on inserting.
+
+        A push out of its stream's order (a dead agent's last push arriving after its restarted
+        successor's first) is dropped and counted; the replay itself is unchanged by it."""
+        for push in pushes:
+            try:
+                self.limiter.inserted += self.memory.add(push)
+            except ValueError:
+                self.dropped_pushes += 1
         return self.limiter.can_insert()
 
     def insert_allowed(self) -> bool:
@@ -54,6 +62,7 @@ class ReplayServer:
     def stats(self) -> dict:
         s = self.memory.stats()
         s["ratio"] = self.limiter.ratio()
+        s["dropped_pushes"] = self.dropped_pushes
         return s
 
 
@@ -227,19 +236,17 @@ class EvalRunner:
 
 
 class PrefetchQueue:
-    """Learner side: keep `depth` requests in flight per loader; hand out results oldest first."""
+    """Learner side: keep `depth` requests in flight per loader; hand them out oldest first."""
 
-    def __init__(self, request: Callable[[int, PriorityUpdate | None], object], resolve: Callable[[object], object],
-                 num_loaders: int, depth: int = 2):
-        self.request, self.resolve = request, resolve
+    def __init__(self, request: Callable[[int, PriorityUpdate | None], object], num_loaders: int, depth: int = 2):
+        self.request = request
         self.inflight: deque = deque()
         for i in range(num_loaders):
             for _ in range(depth):
                 self.inflight.append((i, request(i, None)))
 
     def next(self, update_for_last: PriorityUpdate | None, last_loader: int | None):
-        """Issue the next request (carrying the last batch's priority update) and return (loader, batch)."""
+        """Issue the next request (carrying the last batch's priority update); return the oldest (loader, request)."""
         if last_loader is not None:
             self.inflight.append((last_loader, self.request(last_loader, update_for_last)))
-        i, ref = self.inflight.popleft()
-        return i, self.resolve(ref)
+        return self.inflight.popleft()

@@ -131,3 +131,33 @@ def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_pat
     assert gif == os.path.join(ROOT, "exp", "gifs", "Pong_DQN_pong.gif")
     assert os.path.exists(gif) and 10_000 < os.path.getsize(gif) < 2_000_000
     os.remove(gif)
+
+
+@pytest.mark.slow
+def test_a_killed_agent_is_restarted_and_the_run_finishes(ray_session, tmp_path):
+    """Kill one agent process by its pid mid-run: Ray restarts it, env steps keep growing to max_steps."""
+    import signal
+    import threading
+    import time
+
+    killed = []
+
+    def kill_one_agent():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            time.sleep(1.0)
+            pids = subprocess.run(["pgrep", "-f", "^ray::Agent"], capture_output=True, text=True).stdout.split()
+            if len(pids) == 2 and os.path.exists(f"{tmp_path}/logs/CartPole-v1/kill/config.json"):
+                time.sleep(3.0)   # let it work a while first
+                os.kill(int(pids[0]), signal.SIGKILL)
+                killed.append(int(pids[0]))
+
+    killer = threading.Thread(target=kill_one_agent, daemon=True)
+    killer.start()
+    cfg, given = parse_args(["CartPole-v1", "--max_steps=12000", "--eval_period=0", "--suffix=kill",
+                             f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", *SMALL])
+    summary = train(cfg, given)
+    killer.join(timeout=5)
+    assert killed, "no agent process was found to kill"
+    assert summary["agent_restarts"] >= 1
+    assert summary["env_steps"] >= 12000
