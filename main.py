@@ -27,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
             from agents.play import print_result, test
             print_result(test(cfg, given))
             return 0
-        from agents.program import train
-        summary = train(cfg, given)
+        from agents.program import RoleDied, train
+        try:
+            summary = train(cfg, given)
+        except RoleDied as e:
+            print(f"main.py: {e}", file=sys.stderr)
+            return 1
     except (UsageError, UnknownEnvError) as e:
         print(f"main.py: error: {e}", file=sys.stderr)
         return 2

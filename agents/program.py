@@ -149,6 +149,34 @@ def run_paths(cfg: Config, resuming: bool) -> tuple[str, str]:
         cfg.run.suffix = f"{base_suffix}_{n}"
 
 
+class RoleDied(RuntimeError):
+    """The learner or the replay actor died: the run cannot go on by itself."""
+
+    def __init__(self, role: str, checkpoint: str | None, env: str, cause: Exception):
+        how = (f"resume with: python main.py {env} --resume {checkpoint}" if checkpoint
+               else "no checkpoint was written yet; start the run again")
+        super().__init__(f"the {role} actor died ({type(cause).__name__}); {how}")
+        self.role, self.checkpoint = role, checkpoint
+
+
+def _dead_role(replay, learner) -> str | None:
+    """Which of the two actors the run cannot do without has died, if any."""
+    for name, actor in (("Replay", replay), ("Learner", learner)):
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=10)
+        except ray.exceptions.GetTimeoutError:
+            continue   # busy, not dead
+        except ray.exceptions.RayActorError:
+            return name
+    return None
+
+
+def latest_checkpoint(modeldir: str) -> str | None:
+    paths = [p for p in os.listdir(modeldir) if p.startswith("iter_") and p.endswith(".pt")] \
+        if os.path.isdir(modeldir) else []
+    return os.path.join(modeldir, max(paths, key=lambda p: int(p[5:-3]))) if paths else None
+
+
 class _Stop:
     def __init__(self):
         self.signal = None
@@ -207,7 +235,18 @@ def train(cfg: Config, given: set) -> dict:
             i, cfg, info, replay, counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
         evaluator = ray.remote(Evaluator).options(**restartable).remote(cfg, info)
         actors = [replay, *loaders, learner, *agents, evaluator]
-        result = _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, modeldir, stop)
+        try:
+            result = _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, modeldir, stop)
+        except ray.exceptions.RayError as e:
+            role = _dead_role(replay, learner)
+            if role is None:
+                raise
+            saved = None
+            if role != "Learner":   # the learner's weights are still there: save them first
+                state = ray.get(learner.state_dict.remote())
+                saved = save_checkpoint(os.path.join(modeldir, f"iter_{int(state['steps'])}.pt"), cfg, state,
+                                        {**counters, "learner_steps": int(state["steps"])})
+            raise RoleDied(role, saved or latest_checkpoint(modeldir), cfg.run.env, e) from None
         summary = {"env": cfg.run.env, "alg": cfg.alg.alg, "buffer": cfg.replay.buffer, **result,
                    "logdir": logdir, "signal": stop.signal}
         with open(os.path.join(logdir, "summary.json"), "w") as f:

@@ -161,3 +161,29 @@ def test_a_killed_agent_is_restarted_and_the_run_finishes(ray_session, tmp_path)
     assert killed, "no agent process was found to kill"
     assert summary["agent_restarts"] >= 1
     assert summary["env_steps"] >= 12000
+
+
+@pytest.mark.slow
+def test_a_dead_learner_stops_the_run_with_how_to_resume(ray_session, tmp_path):
+    import signal
+    import threading
+    import time
+
+    from agents.program import RoleDied
+
+    def kill_learner():
+        for _ in range(60):
+            time.sleep(1.0)
+            if glob.glob(f"{tmp_path}/model/**/iter_*.pt", recursive=True):
+                pids = subprocess.run(["pgrep", "-f", "^ray::Learner"], capture_output=True, text=True).stdout.split()
+                if pids:
+                    os.kill(int(pids[0]), signal.SIGKILL)
+                    return
+
+    threading.Thread(target=kill_learner, daemon=True).start()
+    cfg, given = parse_args(["CartPole-v1", "--max_steps=100000000", "--eval_period=0", "--suffix=dead",
+                             f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", *SMALL])
+    with pytest.raises(RoleDied) as e:
+        train(cfg, given)
+    assert e.value.role == "Learner" and os.path.exists(e.value.checkpoint)
+    assert f"--resume {e.value.checkpoint}" in str(e.value) and "Learner actor died" in str(e.value)
