@@ -23,7 +23,22 @@ LEARNER_CHUNK_S = 0.5
 
 
 class Replay(ReplayServer):
-    pass
+    def save(self, path: str) -> str:
+        """Write the replay next to a checkpoint, atomically."""
+        tmp = path + ".tmp"
+        self.memory.save(tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str) -> int:
+        self.memory.load(path)
+        self.limiter.inserted, self.limiter.sampled = self.memory.inserted, self.memory.sampled
+        return len(self.memory)
+
+
+def replay_path(checkpoint: str) -> str:
+    """The replay saved with checkpoint `.../iter_N.pt` is `.../iter_N.replay.npz`."""
+    return checkpoint[:-3] + ".replay.npz" if checkpoint.endswith(".pt") else checkpoint + ".replay.npz"
 
 
 class Agent(EnvRunner):
@@ -230,6 +245,12 @@ def train(cfg: Config, given: set) -> dict:
             except ray.exceptions.RayTaskError as e:
                 raise UsageError(f"checkpoint {cfg.run.resume!r} does not fit this network: "
                                  f"{str(e.cause).splitlines()[0][:160]}") from None
+            if os.path.exists(replay_path(cfg.run.resume)):
+                try:
+                    ray.get(replay.load.remote(replay_path(cfg.run.resume)))
+                except ray.exceptions.RayTaskError as e:
+                    raise UsageError(f"replay {replay_path(cfg.run.resume)!r} cannot be restored: "
+                                     f"{str(e.cause).splitlines()[0][:160]}") from None
         weights = ray.get(learner.publish.remote())
         agents = [ray.remote(Agent).options(**restartable, scheduling_strategy="SPREAD").remote(
             i, cfg, info, replay, counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
@@ -286,6 +307,12 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
         state = ray.get(learner.state_dict.remote())
         counters["wall_s"] = time.monotonic() - t0
         path = os.path.join(modeldir, f"iter_{int(state['steps'])}.pt")
+        if cfg.run.save_replay:   # only the newest replay file is kept: each can be hundreds of MB
+            os.makedirs(modeldir, exist_ok=True)
+            ray.get(replay.save.remote(replay_path(path)))
+            for old in os.listdir(modeldir):
+                if old.endswith(".replay.npz") and os.path.join(modeldir, old) != replay_path(path):
+                    os.remove(os.path.join(modeldir, old))
         return save_checkpoint(path, cfg, state, {**counters, "learner_steps": int(state["steps"])})
 
     while stop.signal is None:
@@ -354,4 +381,5 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
     return {"env_steps": counters["env_steps"], "learner_steps": learner_steps,
             "wall_s": round(time.monotonic() - t0, 2), "episodes": counters["episodes"],
             "best_eval_return": counters["best_eval_return"], "last_eval_return": counters["last_eval_return"],
-            "agent_restarts": counters["agent_restarts"], "checkpoint": last_ckpt}
+            "agent_restarts": counters["agent_restarts"], "replay_size": replay_stats["size"],
+            "checkpoint": last_ckpt}

@@ -187,3 +187,16 @@ def test_a_dead_learner_stops_the_run_with_how_to_resume(ray_session, tmp_path):
         train(cfg, given)
     assert e.value.role == "Learner" and os.path.exists(e.value.checkpoint)
     assert f"--resume {e.value.checkpoint}" in str(e.value) and "Learner actor died" in str(e.value)
+
+
+@pytest.mark.slow
+def test_save_replay_restores_the_replay_on_resume(ray_session, tmp_path):
+    common = [f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", "--eval_period=0", *SMALL]
+    cfg, given = parse_args(["CartPole-v1", "--max_steps=3000", "--suffix=sr", "--save_replay", *common])
+    first = train(cfg, given)
+    saved = glob.glob(f"{tmp_path}/model/**/*.replay.npz", recursive=True)
+    assert saved == [first["checkpoint"][:-3] + ".replay.npz"]          # only the newest is kept
+    cfg, given = parse_args(["CartPole-v1", "--max_steps=3600", f"--resume={first['checkpoint']}", *common])
+    resumed = train(cfg, given)
+    # without the saved replay it would hold only the ~600 new transitions
+    assert resumed["replay_size"] >= first["replay_size"] + 500
