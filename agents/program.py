@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from collections import deque
 
@@ -16,7 +17,8 @@ from agents.checkpoint import checkpoint_dir, load_checkpoint, merge_checkpoint_
 from agents.config import Config, UsageError
 from agents.report import Reporter
 from agents.roles import BatchLoader, EnvRunner, EvalRunner, LearnerLoop, PrefetchQueue, ReplayServer
-from envs import EnvInfo, env_info
+from buffers import StreamWriter, make_replay
+from envs import EnvInfo, env_info, make_env
 
 PUSHES_IN_FLIGHT = 4
 LEARNER_CHUNK_S = 0.5
@@ -152,6 +154,39 @@ def init_ray(cfg: Config) -> bool:
     return True
 
 
+def replay_bytes_per_transition(cfg: Config, info: EnvInfo, steps: int = 600) -> float:
+    """Bytes one transition costs in the replay, measured on a short random-policy fill through the
+    agents' own writer (frames compressed as in a run) into a small replay of the configured kind."""
+    env = make_env(cfg.run.env, train=True, seed=cfg.run.seed)
+    writer = StreamWriter(0, cfg.alg.nstep, cfg.alg.gamma, image=info.atari)
+    memory = make_replay(cfg.replay.buffer, steps, info.obs_shape)
+    writer.reset(env.reset()[0])
+    for _ in range(steps):
+        action = env.action_space.sample()
+        obs, reward, term, trunc, _ = env.step(action)
+        writer.step(action, reward, obs, term, trunc)
+        if term or trunc:
+            writer.reset(env.reset()[0])
+    memory.add(writer.take())
+    env.close()
+    held = memory.nbytes
+    if info.atari:   # each compressed frame is a bytes object: its header and the pointer to it
+        held += (sys.getsizeof(b"") + 8) * memory.frames.live
+    return held / max(len(memory), 1)
+
+
+def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
+    """Refuse a replay that cannot fit in the memory Ray reports for its largest node."""
+    per = replay_bytes_per_transition(cfg, info)
+    need = per * cfg.replay.replay_size
+    nodes = [n.get("Resources", {}).get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
+    have = max(nodes, default=0.0)
+    if have and need > 0.9 * have:
+        raise UsageError(f"a replay of {cfg.replay.replay_size:,} transitions needs about {need / 1e9:,.1f} GB "
+                         f"({per:,.0f} B per transition, measured on random play), more than the "
+                         f"{have / 1e9:,.1f} GB Ray reports for its largest node; lower --replay_size")
+
+
 def run_paths(cfg: Config, resuming: bool) -> tuple[str, str]:
     """(log folder, checkpoint folder). A new run never writes into an earlier run's folders."""
     base_suffix = cfg.run.suffix
@@ -210,10 +245,6 @@ def train(cfg: Config, given: set) -> dict:
         ckpt = load_checkpoint(cfg.run.resume)
         cfg = merge_checkpoint_config(cfg, given, ckpt["config"], cfg.run.resume)
         cfg.run.suffix = ckpt["config"]["run"]["suffix"]
-    logdir, modeldir = run_paths(cfg, resuming=ckpt is not None)
-    os.makedirs(logdir, exist_ok=True)
-    with open(os.path.join(logdir, "config.json"), "w") as f:
-        f.write(cfg.to_json())
     counters = dict(env_steps=0, wall_s=0.0, episodes=0, agent_restarts=0, agent_steps=[0] * cfg.run.num_agents,
                     best_eval_return=None, last_eval_return=None)
     if ckpt is not None:
@@ -225,8 +256,18 @@ def train(cfg: Config, given: set) -> dict:
     if cfg.run.num_gpus < 0:
         import torch
         cfg.run.num_gpus = 1 if torch.cuda.is_available() else 0
-    stop = _Stop()
     started = init_ray(cfg)
+    try:
+        check_replay_fits(cfg, info)   # before any folder is made: a refused run leaves nothing behind
+    except UsageError:
+        if started:
+            ray.shutdown()
+        raise
+    logdir, modeldir = run_paths(cfg, resuming=ckpt is not None)
+    os.makedirs(logdir, exist_ok=True)
+    with open(os.path.join(logdir, "config.json"), "w") as f:
+        f.write(cfg.to_json())
+    stop = _Stop()
     # after ray.init, which installs handlers of its own: ours turn a signal into a clean, saved stop
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     actors = []

@@ -170,6 +170,10 @@ class PrioritizedReplay(UniformReplay):
         self.sample_calls = 0
 
     @property
+    def nbytes(self) -> int:
+        return super().nbytes + self.tree.tree.nbytes
+
+    @property
     def beta(self) -> float:
         return linear_schedule(self.sample_calls, self.beta0, 1.0, self.beta_steps)
 

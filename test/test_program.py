@@ -106,6 +106,20 @@ def test_mismatched_or_truncated_checkpoints(cartpole_run, tmp_path, capsys):
     assert sorted(os.listdir(os.path.dirname(ckpt))) == before
 
 
+def test_a_replay_that_cannot_fit_is_refused_with_the_estimate(ray_session, tmp_path, capsys):
+    from agents.program import replay_bytes_per_transition
+    from envs import env_info
+
+    cfg, _ = parse_args(["Pong", "--buffer=pmdb"])
+    per = replay_bytes_per_transition(cfg, env_info("Pong"))
+    assert 100 < per < 1000      # measured, lz4 frames included (bench/replay_memory.py: ~200 B on Pong)
+    code, _, err = run_main(["CartPole-v1", "--replay_size=100000000000", f"--logdir={tmp_path}/logs",
+                             f"--modeldir={tmp_path}/model"], capsys)
+    assert code == 2 and "lower --replay_size" in err and "B per transition" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not os.path.exists(tmp_path / "logs") and not os.path.exists(tmp_path / "model")
+
+
 def test_cli_refuses_before_ray_with_exit_code_2():
     proc = subprocess.run([sys.executable, "main.py", "CartPole-v1", "--num_agents=0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
