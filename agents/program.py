@@ -68,7 +68,7 @@ class Agent(EnvRunner):
         if version > self.version:
             self.set_weights(version, ray.get(ref))
         self.steps = max(self.steps, steps_so_far)
-        return self.run(steps)
+        return {**self.run(steps), "pid": os.getpid()}
 
     def pid(self) -> int:
         return os.getpid()
@@ -336,6 +336,7 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
     next_save = None
     next_eval = counters["env_steps"] + run.eval_period if run.eval_period else None
     eval_call, last_ckpt, replay_stats = None, None, {}
+    agent_pids: dict[int, int] = {}
 
     def evaluated(returns):
         mean = float(np.mean(returns))
@@ -364,7 +365,6 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
                 res = ray.get(ref)
             except ray.exceptions.RayActorError as e:
                 if kind == "agent":   # Ray restarts it; its unfinished chunk is lost, the run goes on
-                    counters["agent_restarts"] += 1
                     print(f"agent {i} died ({type(e).__name__}); Ray restarts it", flush=True)
                     pending[agents[i].run_chunk.remote(cfg.alg.sync_period, weights,
                                                        counters["agent_steps"][i])] = ("agent", i)
@@ -374,6 +374,9 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
                     continue
                 raise
             if kind == "agent":
+                if agent_pids.get(i, res["pid"]) != res["pid"]:   # a new process: the agent was restarted
+                    counters["agent_restarts"] += 1
+                agent_pids[i] = res["pid"]
                 counters["env_steps"] += res["steps"] - counters["agent_steps"][i]
                 counters["agent_steps"][i] = res["steps"]
                 for raw, clipped in res["returns"]:
