@@ -221,6 +221,20 @@ def _dead_role(replay, learner) -> str | None:
     return None
 
 
+def save_learner(learner, cfg: Config, modeldir: str, counters: dict, replay=None) -> str:
+    """Checkpoint the learner as iter_<learner_steps>.pt; given `replay`, save it beside (newest only:
+    each replay file can be hundreds of MB)."""
+    state = ray.get(learner.state_dict.remote())
+    path = os.path.join(modeldir, f"iter_{int(state['steps'])}.pt")
+    if replay is not None:
+        os.makedirs(modeldir, exist_ok=True)
+        ray.get(replay.save.remote(replay_path(path)))
+        for old in os.listdir(modeldir):
+            if old.endswith(".replay.npz") and os.path.join(modeldir, old) != replay_path(path):
+                os.remove(os.path.join(modeldir, old))
+    return save_checkpoint(path, cfg, state, {**counters, "learner_steps": int(state["steps"])})
+
+
 def latest_checkpoint(modeldir: str) -> str | None:
     paths = [p for p in os.listdir(modeldir) if p.startswith("iter_") and p.endswith(".pt")] \
         if os.path.isdir(modeldir) else []
@@ -303,11 +317,8 @@ def train(cfg: Config, given: set) -> dict:
             role = _dead_role(replay, learner)
             if role is None:
                 raise
-            saved = None
-            if role != "Learner":   # the learner's weights are still there: save them first
-                state = ray.get(learner.state_dict.remote())
-                saved = save_checkpoint(os.path.join(modeldir, f"iter_{int(state['steps'])}.pt"), cfg, state,
-                                        {**counters, "learner_steps": int(state["steps"])})
+            # the learner's weights are still there if the replay died: save them first
+            saved = save_learner(learner, cfg, modeldir, counters) if role != "Learner" else None
             raise RoleDied(role, saved or latest_checkpoint(modeldir), cfg.run.env, e) from None
         summary = {"env": cfg.run.env, "alg": cfg.alg.alg, "buffer": cfg.replay.buffer, **result,
                    "logdir": logdir, "signal": stop.signal}
@@ -346,16 +357,8 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
         reporter.evaluation(counters["env_steps"], returns)
 
     def checkpoint():
-        state = ray.get(learner.state_dict.remote())
         counters["wall_s"] = time.monotonic() - t0
-        path = os.path.join(modeldir, f"iter_{int(state['steps'])}.pt")
-        if cfg.run.save_replay:   # only the newest replay file is kept: each can be hundreds of MB
-            os.makedirs(modeldir, exist_ok=True)
-            ray.get(replay.save.remote(replay_path(path)))
-            for old in os.listdir(modeldir):
-                if old.endswith(".replay.npz") and os.path.join(modeldir, old) != replay_path(path):
-                    os.remove(os.path.join(modeldir, old))
-        return save_checkpoint(path, cfg, state, {**counters, "learner_steps": int(state["steps"])})
+        return save_learner(learner, cfg, modeldir, counters, replay if cfg.run.save_replay else None)
 
     while stop.signal is None:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
