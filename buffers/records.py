@@ -63,3 +63,70 @@ class Batch:
 class PriorityUpdate:
     ids: np.ndarray          # int64 [B] transition ids as sampled
     priority: np.ndarray     # float32 [B] new |TD error| (before the exponent alpha)
+
+
+# --- sequences (R2D2) ----------------------------------------------------------------------------
+# A sequence covers L = seq_len steps t = 0..L-1 of one episode and the L+1 observations o_0..o_L
+# (o_L bootstraps the last step). `length` of them are real steps (1..L); a sequence never crosses
+# an episode boundary, so a short tail is padded: steps >= length have reward 0 and discount 0, and
+# their observations repeat o_length. `discount[t]` is gamma, or 0 when step t ended the episode by
+# termination (a truncated episode bootstraps from o_length).
+
+@dataclass
+class SequencePush:
+    """What one env stream sends to a sequence replay: new frames (as in Push), then whole sequences
+    whose observations are the stream's frames start .. start + length."""
+    stream: int
+    frame_base: int
+    frames: list | np.ndarray
+    first: np.ndarray            # bool [k]
+    depth: np.ndarray            # uint8 [k]
+    start: np.ndarray            # int64 [S] stream frame number of o_0
+    length: np.ndarray           # int64 [S] real steps, 1..L
+    action: np.ndarray           # int64 [S, L]
+    reward: np.ndarray           # float32 [S, L]
+    discount: np.ndarray         # float32 [S, L]
+    state: np.ndarray            # float32 [S, 2, H] the agent's recurrent (h, c) before it saw o_0
+    prev_action: np.ndarray      # int64 [S] action taken before o_0, -1 at an episode start
+    prev_reward: np.ndarray      # float32 [S] reward received before o_0, 0 at an episode start
+    priority: np.ndarray | None = None  # float32 [S]; NaN or None: the replay's running maximum
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+
+@dataclass
+class SampledSequences:
+    """Sequences as the replay hands them out; image frames still compressed."""
+    ids: np.ndarray              # int64 [B]
+    weights: np.ndarray          # float32 [B]
+    length: np.ndarray           # int64 [B]
+    action: np.ndarray           # int64 [B, L]
+    reward: np.ndarray           # float32 [B, L]
+    discount: np.ndarray         # float32 [B, L]
+    state: np.ndarray            # float32 [B, 2, H]
+    prev_action: np.ndarray      # int64 [B]
+    prev_reward: np.ndarray      # float32 [B]
+    obs: np.ndarray | None = None        # vectors: float32 [B, L+1, D]
+    blobs: list | None = None            # images: distinct compressed frames, parents first
+    blob_dict: np.ndarray | None = None  # int32 [U]
+    obs_index: np.ndarray | None = None  # int32 [B, L+1, S] rows of the decoded frames forming each stack
+    frame_shape: tuple = ()
+
+
+@dataclass
+class SequenceBatch:
+    """Decoded sequences, ready for torch.from_numpy."""
+    obs: np.ndarray              # uint8 [B, L+1, S, 84, 84] or float32 [B, L+1, D]
+    action: np.ndarray           # int64 [B, L]
+    reward: np.ndarray           # float32 [B, L]
+    discount: np.ndarray         # float32 [B, L]
+    length: np.ndarray           # int64 [B]
+    state: np.ndarray            # float32 [B, 2, H]
+    prev_action: np.ndarray      # int64 [B]
+    prev_reward: np.ndarray      # float32 [B]
+    weights: np.ndarray          # float32 [B]
+    ids: np.ndarray              # int64 [B]
+
+    def __len__(self) -> int:
+        return len(self.length)
