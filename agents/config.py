@@ -8,7 +8,9 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 
-ALGORITHMS = ("DQN", "DDQN")
+ALGORITHMS = ("DQN", "DDQN", "R2D2", "DDPG", "D4PG")
+DISCRETE_ALGORITHMS = ("DQN", "DDQN", "R2D2")
+NOISES = ("gaussian", "ou")
 BUFFERS = ("mmdb", "pmdb")
 NORMS = ("none", "gn")
 
@@ -78,14 +80,37 @@ class AlgConfig:
     eps_steps: int = _f(250_000, "single agent: env steps over which epsilon anneals from 1 to eps_final")
     eps_final: float = _f(0.01, "single agent: final epsilon")
     sync_period: int = _f(400, "agent steps between weight pulls")
+    # R2D2
+    seq_len: int = _f(80, "R2D2: steps per replayed sequence, burn-in included")
+    overlap: int = _f(40, "R2D2: steps shared by consecutive sequences of an episode")
+    burn_in: int = _f(40, "R2D2: leading steps of a sequence that only warm up the LSTM state (no gradient)")
+    lstm: int = _f(512, "R2D2: LSTM size")
+    eta: float = _f(0.9, "R2D2: sequence priority = eta * max|TD| + (1 - eta) * mean|TD|")
+    # DDPG / D4PG
+    hidden: int = _f(256, "DDPG/D4PG: width of the two hidden layers of actor and critic")
+    actor_lr: float = _f(1e-4, "DDPG/D4PG: actor learning rate (--lr is the critic's)")
+    tau: float = _f(0.005, "DDPG/D4PG: soft target update rate (0: copy every --target_period steps)")
+    noise: str = _f("gaussian", "DDPG/D4PG: exploration noise, gaussian or ou (Ornstein-Uhlenbeck)", choices=NOISES)
+    noise_max: float = _f(0.4, "DDPG/D4PG: noise scale of agent 0 (fraction of the action half-range)")
+    noise_min: float = _f(0.05, "DDPG/D4PG: noise scale of the last agent; agents between are spaced geometrically")
+    num_atoms: int = _f(51, "D4PG: atoms of the categorical critic")
+    v_min: float = _f(-150.0, "D4PG: lowest atom of the critic's support")
+    v_max: float = _f(150.0, "D4PG: highest atom of the critic's support")
 
     @property
     def double(self) -> bool:
-        return self.alg == "DDQN"
+        return self.alg in ("DDQN", "R2D2")
+
+    @property
+    def discrete(self) -> bool:
+        return self.alg in DISCRETE_ALGORITHMS
 
     @property
     def net_name(self) -> str:
-        return ("dueling" if self.dueling else "q") + ("_gn" if self.norm == "gn" else "")
+        if self.alg in ("DDPG", "D4PG"):
+            return f"mlp{self.hidden}"
+        base = ("dueling" if self.dueling else "q") + ("_gn" if self.norm == "gn" else "")
+        return f"lstm{self.lstm}_{base}" if self.alg == "R2D2" else base
 
 
 @dataclass
@@ -107,7 +132,15 @@ class Config:
 
 SECTIONS = (("run", RunConfig), ("replay", ReplayConfig), ("alg", AlgConfig))
 # flags that define what a checkpoint is: a mismatch with the checkpoint is an error, not a silent override
-IDENTITY = (("alg", "alg"), ("alg", "dueling"), ("alg", "norm"))
+IDENTITY = (("alg", "alg"), ("alg", "dueling"), ("alg", "norm"), ("alg", "lstm"), ("alg", "hidden"),
+            ("alg", "num_atoms"))
+# defaults that differ by algorithm (the papers' settings); a flag given on the command line wins
+ALG_DEFAULTS: dict[str, dict[tuple[str, str], object]] = {
+    "R2D2": {("alg", "nstep"): 5, ("alg", "gamma"): 0.997, ("replay", "alpha"): 0.9, ("alg", "dueling"): True,
+             ("alg", "lr"): 1e-4, ("replay", "speed"): 1.0},
+    "DDPG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256},
+    "D4PG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256},
+}
 
 
 class UsageError(ValueError):
@@ -126,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         group = p.add_argument_group(section)
         for f in fields(cls):
             meta, name = f.metadata, f.name
-            kw = {"help": meta["help"] + f" (default: {f.default})"}
+            special = "; ".join(f"{alg}: {d[(section, name)]}" for alg, d in ALG_DEFAULTS.items()
+                                if (section, name) in d)
+            kw = {"help": meta["help"] + f" (default: {f.default}" + (f"; {special}" if special else "") + ")"}
             if meta.get("positional"):
                 group.add_argument(name, help=meta["help"])
             elif f.type == "bool" or isinstance(f.default, bool):
@@ -147,7 +182,15 @@ def parse_args(argv: list[str]) -> tuple[Config, set[tuple[str, str]]]:
             if f.name in ns:
                 setattr(sub, f.name, ns[f.name])
                 given.add((section, f.name))
+    apply_alg_defaults(cfg, given)
     return cfg, given
+
+
+def apply_alg_defaults(cfg: Config, given: set) -> None:
+    """Set the algorithm's own defaults for the flags the user did not give."""
+    for (section, name), value in ALG_DEFAULTS.get(cfg.alg.alg, {}).items():
+        if (section, name) not in given:
+            setattr(getattr(cfg, section), name, value)
 
 
 def validate(cfg: Config) -> None:
@@ -163,7 +206,8 @@ def validate(cfg: Config) -> None:
                         ("replay_size", rp.replay_size), ("nstep", a.nstep), ("target_period", a.target_period),
                         ("save_period", r.save_period), ("test_episodes", r.test_episodes),
                         ("eval_episodes", r.eval_episodes), ("publish_period", a.publish_period),
-                        ("sync_period", a.sync_period)):
+                        ("sync_period", a.sync_period), ("seq_len", a.seq_len), ("lstm", a.lstm),
+                        ("hidden", a.hidden), ("num_atoms", a.num_atoms)):
         need(value >= 1, f"--{name} must be at least 1, got {value}")
     for name, value in (("lr", a.lr), ("speed", rp.speed), ("clip_norm", a.clip_norm)):
         need(math.isfinite(value) and value > 0, f"--{name} must be a positive number, got {value}")
@@ -179,3 +223,13 @@ def validate(cfg: Config) -> None:
          f"--replay_start ({rp.replay_start}) must be at least --batch_size ({a.batch_size})")
     need(not r.test or r.resume, "--test needs --resume PATH of a checkpoint to play")
     need(not r.record or r.test, "--record goes with --test")
+    if a.alg == "R2D2":
+        need(0 <= a.overlap < a.seq_len, f"--overlap must be within [0, --seq_len), got {a.overlap}")
+        need(0 <= a.burn_in < a.seq_len, f"--burn_in must be within [0, --seq_len), got {a.burn_in}")
+        need(0 <= a.eta <= 1, f"--eta must be within [0, 1], got {a.eta}")
+    if a.alg in ("DDPG", "D4PG"):
+        need(0 <= a.tau <= 1, f"--tau must be within [0, 1], got {a.tau}")
+        need(math.isfinite(a.actor_lr) and a.actor_lr > 0, f"--actor_lr must be a positive number, got {a.actor_lr}")
+        need(0 <= a.noise_min <= a.noise_max, "--noise_min and --noise_max must satisfy 0 <= min <= max")
+        need(a.v_min < a.v_max, f"--v_min ({a.v_min}) must be below --v_max ({a.v_max})")
+        need(a.num_atoms >= 2, f"--num_atoms must be at least 2, got {a.num_atoms}")

@@ -6,8 +6,6 @@ the optimizer. No Ray here.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -59,12 +57,6 @@ def weighted_huber_loss(q_taken: torch.Tensor, target: torch.Tensor, weights: to
 
 
 # --- learner -------------------------------------------------------------------------------------
-@dataclass
-class DQNStats:
-    loss: float
-    mean_q: float
-
-
 class DQNLearner:
     """Online and target Q networks, Adam, gradient clipping; one `update` per batch."""
 
@@ -88,8 +80,8 @@ class DQNLearner:
         return {"obs": t(batch.obs), "next_obs": t(batch.next_obs), "action": t(batch.action).long(),
                 "ret": t(batch.ret), "discount": t(batch.discount), "weights": t(batch.weights)}
 
-    def update(self, b: dict[str, torch.Tensor]) -> tuple[DQNStats, np.ndarray]:
-        """One gradient step on a device batch; returns stats and new priorities |TD| [B]."""
+    def update(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, float], np.ndarray]:
+        """One gradient step on a device batch; returns stats (loss, mean_q) and new priorities |TD| [B]."""
         q = self.net(b["obs"])                                                  # [B, A]
         q_taken = q.gather(1, b["action"].unsqueeze(1)).squeeze(1)             # [B]
         with torch.no_grad():
@@ -105,7 +97,7 @@ class DQNLearner:
         if self.steps % self.target_period == 0:
             self.target.load_state_dict(self.net.state_dict())
         priorities = (target - q_taken.detach()).abs().cpu().numpy()
-        return DQNStats(loss.item(), q_taken.detach().mean().item()), priorities
+        return {"loss": loss.item(), "mean_q": q_taken.detach().mean().item()}, priorities
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The online network's weights on the CPU, for agents and the evaluator."""

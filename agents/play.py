@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from agents.algorithms import algorithm
 from agents.checkpoint import load_checkpoint, merge_checkpoint_config
 from agents.config import Config, UsageError
 from agents.roles import EvalRunner
@@ -23,9 +24,9 @@ def test(cfg: Config, given: set) -> dict:
         cfg.run.suffix = ckpt["config"]["run"]["suffix"]
     info = env_info(cfg.run.env)
     runner = EvalRunner(cfg, info, seed_offset=20_000, render=cfg.run.record)
-    weights = ckpt["learner"]["net"]
+    weights = ckpt["learner"][algorithm(cfg).weights_key]
     try:
-        runner.net.load_state_dict(weights)
+        runner.policy.load(weights)
     except RuntimeError as e:
         raise UsageError(f"checkpoint {cfg.run.resume!r} does not fit this network: "
                          f"{str(e).splitlines()[0][:160]}") from None
@@ -48,6 +49,10 @@ def test(cfg: Config, given: set) -> dict:
     if cfg.run.record and best_frames:
         result["gif"] = write_gif(best_frames, os.path.join(
             EXP_DIR, "gifs", f"{cfg.run.env_dir}_{cfg.alg.alg}_{cfg.run.suffix}.gif"))
+    rundir = os.path.join(cfg.run.logdir, cfg.run.env_dir, cfg.run.suffix)
+    if os.path.isdir(rundir):   # beside the run's summary.json, for exp/table.py
+        with open(os.path.join(rundir, "test.json"), "w") as f:
+            json.dump({**result, "gif": result.get("gif"), "checkpoint": cfg.run.resume}, f, indent=2)
     return result
 
 

@@ -13,12 +13,12 @@ from collections import deque
 import numpy as np
 import ray
 
+from agents.algorithms import algorithm, decoder_for, make_memory
 from agents.checkpoint import checkpoint_dir, load_checkpoint, merge_checkpoint_config, save_checkpoint
 from agents.config import Config, UsageError
 from agents.report import Reporter
 from agents.roles import BatchLoader, EnvRunner, EvalRunner, LearnerLoop, PrefetchQueue, ReplayServer
-from buffers import StreamWriter, make_replay
-from envs import EnvInfo, env_info, make_env
+from envs import EnvInfo, env_info
 
 PUSHES_IN_FLIGHT = 4
 LEARNER_CHUNK_S = 0.5
@@ -75,11 +75,11 @@ class Agent(EnvRunner):
 
 
 class Loader(BatchLoader):
-    def __init__(self, replay, batch_size: int):
+    def __init__(self, replay, cfg: Config):
         self.replay = replay
         self.ahead = None
         super().__init__(sample=self._sample, update=lambda u: replay.update_priorities.remote(u),
-                         batch_size=batch_size)
+                         batch_size=cfg.alg.batch_size, decode=decoder_for(cfg))
 
     def _sample(self, n: int):
         ref = self.ahead if self.ahead is not None else self.replay.sample.remote(n)
@@ -102,7 +102,8 @@ class Learner(LearnerLoop):
     def train(self, seconds: float) -> dict:
         if self.queue is None:
             self.queue = PrefetchQueue(lambda i, u: self.loaders[i].next.remote(u), len(self.loaders))
-        losses, qs = [], []
+        stats: dict[str, list[float]] = {}
+        updates = 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             i, ref = self.queue.next(*self.last)
@@ -113,12 +114,12 @@ class Learner(LearnerLoop):
             if batch is None:
                 self.last = (None, i)
                 continue
-            stats, update = self.train_on(batch)
-            losses.append(stats["loss"])
-            qs.append(stats["mean_q"])
+            step_stats, update = self.train_on(batch)
+            updates += 1
+            for k, v in step_stats.items():
+                stats.setdefault(k, []).append(v)
             self.last = (update if self.prioritized else None, i)
-        out = {"steps": self.steps, "updates": len(losses),
-               "loss": float(np.mean(losses)) if losses else None, "mean_q": float(np.mean(qs)) if qs else None}
+        out = {"steps": self.steps, "updates": updates, "stats": {k: float(np.mean(v)) for k, v in stats.items()}}
         if self.publish_due():
             out["weights"] = self.publish()
         return out
@@ -155,24 +156,22 @@ def init_ray(cfg: Config) -> bool:
 
 
 def replay_bytes_per_transition(cfg: Config, info: EnvInfo, steps: int = 600) -> float:
-    """Bytes one transition costs in the replay, measured on a short random-policy fill through the
-    agents' own writer (frames compressed as in a run) into a small replay of the configured kind."""
-    env = make_env(cfg.run.env, train=True, seed=cfg.run.seed)
-    writer = StreamWriter(0, cfg.alg.nstep, cfg.alg.gamma, image=info.atari)
-    memory = make_replay(cfg.replay.buffer, steps, info.obs_shape)
-    writer.reset(env.reset()[0])
-    for _ in range(steps):
-        action = env.action_space.sample()
-        obs, reward, term, trunc, _ = env.step(action)
-        writer.step(action, reward, obs, term, trunc)
-        if term or trunc:
-            writer.reset(env.reset()[0])
-    memory.add(writer.take())
-    env.close()
+    """Bytes one transition (R2D2: one step of a sequence) costs in the replay, measured on a short
+    fill by an agent with untrained weights (frames compressed as in a run) into a small replay of the
+    configured kind."""
+    pushes = []
+    runner = EnvRunner(0, cfg, info, send=lambda p: pushes.extend(p) or True)
+    runner.run(steps)
+    sequences = algorithm(cfg).sequences
+    per_item = cfg.alg.seq_len - cfg.alg.overlap if sequences else 1
+    memory = make_memory(cfg, info, capacity=steps)
+    memory.add(pushes)
+    for env in runner.envs:
+        env.close()
     held = memory.nbytes
     if info.atari:   # each compressed frame is a bytes object: its header and the pointer to it
         held += (sys.getsizeof(b"") + 8) * memory.frames.live
-    return held / max(len(memory), 1)
+    return held / max(len(memory) * per_item, 1)
 
 
 def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
@@ -185,6 +184,37 @@ def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
         raise UsageError(f"a replay of {cfg.replay.replay_size:,} transitions needs about {need / 1e9:,.1f} GB "
                          f"({per:,.0f} B per transition, measured on random play), more than the "
                          f"{have / 1e9:,.1f} GB Ray reports for its largest node; lower --replay_size")
+
+
+def command_line(cfg: Config, given: set) -> str:
+    """The command that reproduces this run: the env and every flag the user gave."""
+    flags = []
+    for section, name in sorted(given):
+        if (section, name) == ("run", "env"):
+            continue
+        value = getattr(getattr(cfg, section), name)
+        flags.append(f"--{name}" if value is True else f"--no-{name}" if value is False else f"--{name}={value}")
+    return " ".join(["python main.py", cfg.run.env, *flags])
+
+
+def hardware(cfg: Config) -> str:
+    cpu = f"{os.cpu_count()}-core CPU"
+    if cfg.run.num_gpus > 0:
+        import torch
+        if torch.cuda.is_available():
+            return f"{cpu}, {cfg.run.num_gpus}x {torch.cuda.get_device_name(0)}"
+    return cpu
+
+
+def check_action_space(cfg: Config, info: EnvInfo) -> None:
+    if cfg.alg.discrete and not info.discrete:
+        raise UsageError(f"{cfg.alg.alg} needs discrete actions; {cfg.run.env} has continuous ones: "
+                         "use --alg=DDPG or --alg=D4PG")
+    if not cfg.alg.discrete and not info.discrete and len(info.obs_shape) != 1:
+        raise UsageError(f"{cfg.alg.alg} takes vector observations; {cfg.run.env} has {info.obs_shape}")
+    if not cfg.alg.discrete and info.discrete:
+        raise UsageError(f"{cfg.alg.alg} needs continuous actions; {cfg.run.env} has discrete ones: "
+                         "use --alg=DQN, DDQN or R2D2")
 
 
 def run_paths(cfg: Config, resuming: bool) -> tuple[str, str]:
@@ -252,8 +282,7 @@ class _Stop:
 def train(cfg: Config, given: set) -> dict:
     """Train until max_steps or max_time (or SIGINT/SIGTERM); return the summary."""
     info = env_info(cfg.run.env)
-    if not info.discrete:
-        raise UsageError(f"{cfg.alg.alg} needs discrete actions; {cfg.run.env} has continuous ones")
+    check_action_space(cfg, info)
     ckpt = None
     if cfg.run.resume:
         ckpt = load_checkpoint(cfg.run.resume)
@@ -289,7 +318,7 @@ def train(cfg: Config, given: set) -> dict:
     try:
         replay = ray.remote(Replay).options(num_cpus=0).remote(cfg, info)
         restartable = {"num_cpus": 0, "max_restarts": -1}
-        loaders = [ray.remote(Loader).options(**restartable).remote(replay, cfg.alg.batch_size)
+        loaders = [ray.remote(Loader).options(**restartable).remote(replay, cfg)
                    for _ in range(cfg.run.num_loaders)]
         device = "cuda" if cfg.run.num_gpus > 0 else "cpu"
         learner = ray.remote(Learner).options(num_cpus=0, num_gpus=min(cfg.run.num_gpus, 1)).remote(
@@ -321,7 +350,8 @@ def train(cfg: Config, given: set) -> dict:
             saved = save_learner(learner, cfg, modeldir, counters) if role != "Learner" else None
             raise RoleDied(role, saved or latest_checkpoint(modeldir), cfg.run.env, e) from None
         summary = {"env": cfg.run.env, "alg": cfg.alg.alg, "buffer": cfg.replay.buffer, **result,
-                   "logdir": logdir, "signal": stop.signal}
+                   "logdir": logdir, "signal": stop.signal, "command": command_line(cfg, given),
+                   "hardware": hardware(cfg)}
         with open(os.path.join(logdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
         summary["summary_path"] = os.path.join(logdir, "summary.json")
@@ -385,15 +415,15 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
                 for raw, clipped in res["returns"]:
                     counters["episodes"] += 1
                     reporter.episode(i, counters["env_steps"], raw, clipped)
-                reporter.epsilon(i, counters["env_steps"], res["epsilon"])
+                reporter.agent_stats(i, counters["env_steps"], res["stats"])
                 pending[agents[i].run_chunk.remote(cfg.alg.sync_period, weights,
                                                    counters["agent_steps"][i])] = ("agent", i)
             elif kind == "learner":
                 learner_steps = res["steps"]
                 if next_save is None:
                     next_save = (learner_steps // run.save_period + 1) * run.save_period
-                if res["loss"] is not None:
-                    reporter.learner(counters["env_steps"], res["loss"], res["mean_q"])
+                if res["stats"]:
+                    reporter.learner(counters["env_steps"], res["stats"])
                 if "weights" in res:
                     weights = res["weights"]
                 pending[learner.train.remote(LEARNER_CHUNK_S)] = ("learner", None)

@@ -27,12 +27,15 @@ class Reporter:
         self.tb.add_scalar(f"agents/{agent}/episode_return_clipped", clipped, env_steps)
         self.recent_returns = (self.recent_returns + [raw])[-20:]
 
-    def epsilon(self, agent: int, env_steps: int, eps: float) -> None:
-        self.tb.add_scalar(f"agents/{agent}/epsilon", eps, env_steps)
+    def agent_stats(self, agent: int, env_steps: int, stats: dict[str, float]) -> None:
+        """The agent's exploration: agents/<i>/epsilon, or agents/<i>/noise."""
+        for k, v in stats.items():
+            self.tb.add_scalar(f"agents/{agent}/{k}", v, env_steps)
 
-    def learner(self, env_steps: int, loss: float, mean_q: float) -> None:
-        self.tb.add_scalar("losses/loss", loss, env_steps)
-        self.tb.add_scalar("losses/mean_q", mean_q, env_steps)
+    def learner(self, env_steps: int, stats: dict[str, float]) -> None:
+        """Learner means over its last chunk: losses/loss, losses/mean_q (DDPG/D4PG: losses/actor_loss)."""
+        for k, v in stats.items():
+            self.tb.add_scalar(f"losses/{k}", v, env_steps)
 
     def evaluation(self, env_steps: int, returns: list[float]) -> None:
         self.last_eval = float(np.mean(returns))

@@ -9,17 +9,17 @@ from typing import Callable
 import numpy as np
 import torch
 
+from agents.algorithms import algorithm, decoder_for, make_learner, make_memory
 from agents.config import Config
-from agents.dqn import DQNLearner, agent_epsilon, epsilon_greedy
-from buffers import PriorityUpdate, Push, SampledBatch, StreamWriter, decode_batch, make_replay
+from agents.policies import Policy
+from buffers import PriorityUpdate, Push, SampledBatch, decode_batch
 from buffers.frames import FrameDecoder
 from buffers.rate_limiter import RateLimiter
 from envs import EnvInfo, make_env
-from networks import QNetwork
 
 
-def make_q_network(cfg: Config, info: EnvInfo) -> QNetwork:
-    return QNetwork(info.obs_shape, info.num_actions, cfg.alg.dueling, cfg.alg.norm)
+def make_policy(cfg: Config, info: EnvInfo, index: int, num_envs: int, explore: bool, seed: int) -> Policy:
+    return algorithm(cfg).policy(cfg, info, index, num_envs, explore, seed)
 
 
 class ReplayServer:
@@ -27,9 +27,7 @@ class ReplayServer:
 
     def __init__(self, cfg: Config, info: EnvInfo):
         rp = cfg.replay
-        self.memory = make_replay(rp.buffer, rp.replay_size, info.obs_shape, seed=cfg.run.seed, alpha=rp.alpha,
-                                  beta0=rp.beta0, beta_steps=rp.beta_steps,
-                                  window=max(32, cfg.alg.nstep + 8))
+        self.memory = make_memory(cfg, info)
         tolerance = max(4 * cfg.alg.batch_size * cfg.run.num_loaders, rp.speed * 1000)
         self.limiter = RateLimiter(rp.speed, min(rp.replay_start, rp.replay_size), tolerance)
         self.dropped_pushes = 0
@@ -67,8 +65,8 @@ class ReplayServer:
 
 
 class EnvRunner:
-    """Agent i: steps its envs with one batched forward pass, explores with its epsilon, writes n-step
-    transitions (frames lz4-compressed here) and hands pushes to `send`, which returns False while the
+    """Agent i: steps its envs with one batched forward pass of its policy, writes n-step transitions
+    or sequences (frames lz4-compressed here) and hands pushes to `send`, which returns False while the
     replay wants the agent to wait."""
 
     def __init__(self, index: int, cfg: Config, info: EnvInfo, send: Callable[[list[Push]], bool],
@@ -76,15 +74,11 @@ class EnvRunner:
         torch.set_num_threads(1)
         self.index, self.cfg, self.info = index, cfg, info
         self.send, self.wait, self.push_period = send, wait, push_period
-        run, a = cfg.run, cfg.alg
+        run = cfg.run
         e = run.envs_per_agent
         self.envs = [make_env(run.env, train=True, seed=run.seed + index * e + j, sticky=run.sticky) for j in range(e)]
-        self.prioritized = cfg.replay.buffer == "pmdb"
-        self.writers = [StreamWriter(index * e + j, a.nstep, a.gamma, image=info.atari, priorities=self.prioritized)
-                        for j in range(e)]
-        self.net = make_q_network(cfg, info).eval()
-        self.net.requires_grad_(False)
-        self.rng = np.random.default_rng(run.seed + index)
+        self.policy = make_policy(cfg, info, index, e, explore=True, seed=run.seed + index)
+        self.writers = [self.policy.writer(index * e + j) for j in range(e)]
         self.version = -1
         self.steps = 0
         self.obs = []
@@ -97,40 +91,32 @@ class EnvRunner:
         self.finished: list[tuple[float, float]] = []   # (raw, clipped) returns of whole games
         self._since_push = 0
 
-    @property
-    def epsilon(self) -> float:
-        return agent_epsilon(self.index, self.cfg.run.num_agents, self.steps, self.cfg.alg.eps_steps,
-                             self.cfg.alg.eps_final)
-
     def set_weights(self, version: int, weights: dict) -> None:
         if version > self.version:
-            self.net.load_state_dict(weights)
+            self.policy.load(weights)
             self.version = version
-
-    def _q(self, obs: list) -> np.ndarray:
-        return self.net(torch.as_tensor(np.stack(obs))).numpy()   # [E, A]
 
     def run(self, steps: int) -> dict:
         """Step every env `steps // envs_per_agent` times; return stats of the chunk."""
         e = len(self.envs)
+        policy = self.policy
         for _ in range(max(1, steps // e)):
-            q = self._q(self.obs)
-            actions = epsilon_greedy(q, self.epsilon, self.rng)
-            for j, (env, w, a) in enumerate(zip(self.envs, self.writers, actions.tolist())):
-                if self.prioritized:
-                    w.act(q[j, a], q[j].max())
-                obs, r, term, trunc, info = env.step(a)
-                w.step(a, r, obs, term, trunc)
+            stored, actions = policy.act(self.obs, self.writers, self.steps)
+            for j, (env, w) in enumerate(zip(self.envs, self.writers)):
+                obs, r, term, trunc, info = env.step(actions[j])
+                w.step(stored[j], r, obs, term, trunc)
+                policy.observe(j, stored[j], r)
                 self.game_raw[j] += info.get("raw_reward", r)
                 self.game_clipped[j] += r
                 if term or trunc:
-                    if trunc and self.prioritized:
-                        w.value(float(self._q([obs])[0].max()))
+                    if trunc and not term:
+                        policy.truncated(j, obs, w)
                     if info.get("game_over", True):
                         self.finished.append((float(self.game_raw[j]), float(self.game_clipped[j])))
                         self.game_raw[j] = self.game_clipped[j] = 0.0
                     obs, _ = env.reset()
                     w.reset(obs)
+                    policy.reset(j)
                 self.obs[j] = obs
             self.steps += e
             self._since_push += 1
@@ -138,7 +124,7 @@ class EnvRunner:
                 self.flush()
         self.flush()
         finished, self.finished = self.finished, []
-        return {"steps": self.steps, "epsilon": self.epsilon, "returns": finished, "version": self.version}
+        return {"steps": self.steps, "stats": policy.stats(self.steps), "returns": finished, "version": self.version}
 
     def flush(self) -> None:
         self._since_push = 0
@@ -151,8 +137,8 @@ class BatchLoader:
     """Samples from the replay, decodes and stacks; forwards the learner's priority updates."""
 
     def __init__(self, sample: Callable[[int], SampledBatch | None], update: Callable[[PriorityUpdate], None],
-                 batch_size: int, poll_s: float = 0.005, give_up_s: float = 1.0):
-        self.sample_fn, self.update_fn, self.batch_size = sample, update, batch_size
+                 batch_size: int, poll_s: float = 0.005, give_up_s: float = 1.0, decode: Callable = decode_batch):
+        self.sample_fn, self.update_fn, self.batch_size, self.decode = sample, update, batch_size, decode
         self.poll_s, self.give_up_s = poll_s, give_up_s
         self.decoder = FrameDecoder()
         self.batches = 0
@@ -174,20 +160,17 @@ class BatchLoader:
         if sb.frame_shape and self.decoder.frame_shape != tuple(sb.frame_shape):
             self.decoder = FrameDecoder(sb.frame_shape)
         self.batches += 1
-        return decode_batch(sb, self.decoder)
+        return self.decode(sb, self.decoder)
 
 
 class LearnerLoop:
     """Gradient steps on batches that `fetch` returns; priorities go back through `fetch`'s argument."""
 
     def __init__(self, cfg: Config, info: EnvInfo, device: str = "cpu"):
-        a = cfg.alg
         torch.manual_seed(cfg.run.seed)
         self.cfg = cfg
-        self.learner = DQNLearner(info.obs_shape, info.num_actions, double=a.double, dueling=a.dueling,
-                                  norm=a.norm, lr=a.lr, clip_norm=a.clip_norm, target_period=a.target_period,
-                                  device=device)
-        self.last_publish = -a.publish_period
+        self.learner = make_learner(cfg, info, device)
+        self.last_publish = -cfg.alg.publish_period
 
     @property
     def steps(self) -> int:
@@ -195,7 +178,7 @@ class LearnerLoop:
 
     def train_on(self, batch) -> tuple[dict, PriorityUpdate]:
         stats, prio = self.learner.update(self.learner.to_device(batch))
-        return {"loss": stats.loss, "mean_q": stats.mean_q}, PriorityUpdate(np.asarray(batch.ids), prio)
+        return stats, PriorityUpdate(np.asarray(batch.ids), prio)
 
     def publish_due(self) -> bool:
         if self.steps - self.last_publish >= self.cfg.alg.publish_period:
@@ -205,30 +188,31 @@ class LearnerLoop:
 
 
 class EvalRunner:
-    """Plays whole games (no-op starts, raw scores, no episodic life) with a small epsilon."""
+    """Plays whole games (no-op starts, raw scores, no episodic life) with the policy's evaluation
+    behaviour (a small epsilon, or no noise)."""
 
     def __init__(self, cfg: Config, info: EnvInfo, seed_offset: int = 10_000, render: bool = False):
         torch.set_num_threads(1)
         self.cfg, self.info = cfg, info
         self.env = make_env(cfg.run.env, train=False, seed=cfg.run.seed + seed_offset, sticky=cfg.run.sticky,
                             render_mode="rgb_array" if render else None)
-        self.net = make_q_network(cfg, info).eval()
-        self.net.requires_grad_(False)
-        self.rng = np.random.default_rng(cfg.run.seed + seed_offset)
+        self.policy = make_policy(cfg, info, 0, 1, explore=False, seed=cfg.run.seed + seed_offset)
 
     def play(self, weights: dict, episodes: int, on_frame: Callable | None = None) -> list[float]:
         """Raw returns of `episodes` whole games; `on_frame(episode, rgb)` sees every rendered frame."""
-        self.net.load_state_dict(weights)
+        policy = self.policy
+        policy.load(weights)
         returns = []
         for ep in range(episodes):
             obs, _ = self.env.reset()
+            policy.reset(0)
             total, done = 0.0, False
             while not done:
                 if on_frame is not None:
                     on_frame(ep, self.env.render())
-                q = self.net(torch.as_tensor(obs[None])).numpy()
-                a = int(epsilon_greedy(q, self.cfg.run.eval_epsilon, self.rng)[0])
-                obs, r, term, trunc, info = self.env.step(a)
+                stored, actions = policy.act([obs], None, 0)
+                obs, r, term, trunc, info = self.env.step(actions[0])
+                policy.observe(0, stored[0], r)
                 total += info.get("raw_reward", r)
                 done = term or trunc
             returns.append(total)

@@ -50,7 +50,7 @@ def main() -> None:
     replay = ray.remote(Replay).options(num_cpus=0).remote(cfg, info)
     fill(cfg, info, replay, args.fill)
     ray.get(replay.stats.remote())
-    loaders = [ray.remote(Loader).options(num_cpus=0).remote(replay, args.batch_size) for _ in range(args.loaders)]
+    loaders = [ray.remote(Loader).options(num_cpus=0).remote(replay, cfg) for _ in range(args.loaders)]
     learner = ray.remote(Learner).options(num_cpus=0, num_gpus=1 if device == "cuda" else 0).remote(
         cfg, info, loaders, device)
     ray.get(learner.train.remote(5.0))           # warm up: queues full, kernels compiled

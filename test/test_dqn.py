@@ -67,7 +67,7 @@ def test_learner_step_reduces_loss_and_copies_target_on_period():
     assert all(torch.equal(p, q) for p, q in zip(learner.net.parameters(), learner.target.parameters()))
     for _ in range(50):
         last, _ = learner.update(b)
-    assert last.loss < first.loss
+    assert last["loss"] < first["loss"]
 
 
 def test_networks_shapes():

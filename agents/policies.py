@@ -1,0 +1,194 @@
+"""How agents and the evaluator act, one class per family of algorithms (no Ray, no learning).
+
+A policy owns the acting network and whatever it carries between steps (LSTM states, noise
+processes), acts for a list of envs with one batched forward pass, and tells each env stream's writer
+what it needs (Q estimates for initial priorities, recurrent states for R2D2 sequences).
+The loop that steps the envs is agents/roles.py's EnvRunner (training) and EvalRunner (evaluation).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from agents.config import Config
+from agents.dqn import agent_epsilon, epsilon_greedy
+from buffers import StreamWriter
+from envs import EnvInfo
+from networks import QNetwork
+
+
+class Policy:
+    """Acts for `num_envs` envs. `explore=False` is the evaluator's (and --test's) behaviour."""
+
+    def __init__(self, cfg: Config, info: EnvInfo, index: int, num_envs: int, explore: bool, seed: int):
+        self.cfg, self.info, self.index, self.num_envs, self.explore = cfg, info, index, num_envs, explore
+        self.rng = np.random.default_rng(seed)
+        self.prioritized = explore and cfg.replay.buffer == "pmdb"
+        torch.manual_seed(seed)
+
+    def _frozen(self, net: torch.nn.Module) -> torch.nn.Module:
+        net.eval()
+        net.requires_grad_(False)
+        return net
+
+    def load(self, weights: dict) -> None:
+        self.net.load_state_dict(weights)
+
+    def writer(self, stream: int):
+        a = self.cfg.alg
+        return StreamWriter(stream, a.nstep, a.gamma, image=self.info.atari, priorities=self.prioritized)
+
+    def act(self, obs: list, writers: list | None, steps: int) -> tuple[list, list]:
+        """(actions to store in replay, actions to give the envs), one per env."""
+        raise NotImplementedError
+
+    def observe(self, j: int, action, reward: float) -> None:
+        """Env j took `action` and received `reward`."""
+
+    def truncated(self, j: int, obs, writer) -> None:
+        """Env j's episode was cut short at `obs`: its writer may want V(obs) to bootstrap a priority."""
+
+    def reset(self, j: int) -> None:
+        """Env j starts a new episode."""
+
+    def stats(self, steps: int) -> dict[str, float]:
+        """What TensorBoard shows under agents/<i>/."""
+        return {}
+
+
+class QPolicy(Policy):
+    """DQN / DDQN: epsilon-greedy on a feed-forward Q network (Ape-X epsilons across agents)."""
+
+    def __init__(self, cfg, info, index, num_envs, explore, seed):
+        super().__init__(cfg, info, index, num_envs, explore, seed)
+        self.net = self._frozen(QNetwork(info.obs_shape, info.num_actions, cfg.alg.dueling, cfg.alg.norm))
+
+    def epsilon(self, steps: int) -> float:
+        a = self.cfg.alg
+        if not self.explore:
+            return self.cfg.run.eval_epsilon
+        return agent_epsilon(self.index, self.cfg.run.num_agents, steps, a.eps_steps, a.eps_final)
+
+    def _q(self, obs: list) -> np.ndarray:
+        return self.net(torch.as_tensor(np.stack(obs))).numpy()   # [E, A]
+
+    def act(self, obs, writers, steps):
+        q = self._q(obs)
+        actions = epsilon_greedy(q, self.epsilon(steps), self.rng).tolist()
+        if self.prioritized:
+            for j, (w, a) in enumerate(zip(writers, actions)):
+                w.act(q[j, a], q[j].max())
+        return actions, actions
+
+    def truncated(self, j, obs, writer):
+        if self.prioritized:
+            writer.value(float(self._q([obs])[0].max()))
+
+    def stats(self, steps):
+        return {"epsilon": self.epsilon(steps)}
+
+
+class DPGPolicy(Policy):
+    """DDPG / D4PG: a deterministic actor in [-1, 1] plus each agent's own exploration noise (Gaussian
+    or Ornstein-Uhlenbeck, Ape-X DPG scales); actions are scaled to the env's bounds only for the env,
+    the replay keeps them normalised. New transitions enter the replay with its running-max priority."""
+
+    def __init__(self, cfg, info, index, num_envs, explore, seed):
+        from agents.ddpg import GaussianNoise, OUNoise, agent_noise_scale
+        from networks.continuous import Actor
+
+        super().__init__(cfg, info, index, num_envs, explore, seed)
+        a = cfg.alg
+        self.prioritized = False
+        self.net = self._frozen(Actor(info.obs_shape[0], info.num_actions, hidden=(a.hidden, a.hidden)))
+        self.low, self.high = np.asarray(info.action_low, np.float32), np.asarray(info.action_high, np.float32)
+        n = cfg.run.num_agents
+        self.sigma = agent_noise_scale(index, n, a.noise_min, a.noise_max)
+        kind = OUNoise if a.noise == "ou" else GaussianNoise
+        self.noises = [kind(info.num_actions, self.sigma, self.rng) for _ in range(num_envs)]
+
+    def act(self, obs, writers, steps):
+        from agents.ddpg import explore, scale_action
+
+        u = self.net(torch.as_tensor(np.stack(obs))).numpy()        # [E, A] in [-1, 1]
+        if self.explore:
+            u = np.stack([explore(u[j], self.noises[j].sample()) for j in range(len(u))]).astype(np.float32)
+        return list(u), [scale_action(x, self.low, self.high) for x in u]
+
+    def reset(self, j):
+        self.noises[j].reset()
+
+    def stats(self, steps):
+        return {"noise": self.sigma if self.explore else 0.0}
+
+
+class R2D2Policy(Policy):
+    """R2D2: epsilon-greedy on a recurrent Q network; each env carries its LSTM state, previous action
+    and reward; the writer stores the state at each sequence's first step, and (pmdb) the sequence's
+    initial priority from the agent's own Q values."""
+
+    def __init__(self, cfg, info, index, num_envs, explore, seed):
+        from networks.recurrent import RecurrentQNetwork
+
+        super().__init__(cfg, info, index, num_envs, explore, seed)
+        a = cfg.alg
+        self.net = self._frozen(RecurrentQNetwork(info.obs_shape, info.num_actions, hidden=a.lstm,
+                                                  dueling=a.dueling, norm=a.norm))
+        self.h = torch.zeros(num_envs, a.lstm)
+        self.c = torch.zeros(num_envs, a.lstm)
+        self.prev_action = np.full(num_envs, -1, dtype=np.int64)
+        self.prev_reward = np.zeros(num_envs, dtype=np.float32)
+
+    epsilon = QPolicy.epsilon
+
+    def writer(self, stream: int):
+        from buffers.sequence import SequenceWriter
+
+        a = self.cfg.alg
+        return SequenceWriter(stream, a.seq_len, a.overlap, a.gamma, image=self.info.atari, state_size=a.lstm,
+                              priority_fn=self._priority if self.prioritized else None)
+
+    def _priority(self, q: np.ndarray, action: np.ndarray, reward: np.ndarray, discount: np.ndarray) -> float:
+        """A sequence's initial priority from this agent's own Q values (online and target alike)."""
+        from agents.r2d2 import r2d2_loss_and_priorities
+
+        a = self.cfg.alg
+        t = torch.as_tensor
+        qt = t(q, dtype=torch.float32)[None]
+        _, prio, _ = r2d2_loss_and_priorities(
+            qt, qt, t(action, dtype=torch.long)[None], t(reward, dtype=torch.float32)[None],
+            t(discount, dtype=torch.float32)[None], torch.tensor([len(action)]), torch.ones(1),
+            burn_in=min(a.burn_in, len(action) - 1), n=a.nstep, eta=a.eta)
+        return float(prio[0])
+
+    def _step(self, obs: list, rows: list[int]):
+        o = torch.as_tensor(np.stack(obs))[:, None]
+        pa = torch.as_tensor(self.prev_action[rows])[:, None]
+        pr = torch.as_tensor(self.prev_reward[rows])[:, None]
+        q, (h, c) = self.net(o, pa, pr, (self.h[rows], self.c[rows]))
+        return q[:, 0].numpy(), h, c
+
+    def act(self, obs, writers, steps):
+        rows = list(range(len(obs)))
+        q, h, c = self._step(obs, rows)
+        if writers is not None:
+            for j, w in enumerate(writers):
+                w.act(torch.stack([self.h[j], self.c[j]]).numpy(), q[j] if self.prioritized else None)
+        self.h, self.c = h, c
+        actions = epsilon_greedy(q, self.epsilon(steps), self.rng).tolist()
+        return actions, actions
+
+    def observe(self, j, action, reward):
+        self.prev_action[j], self.prev_reward[j] = action, reward
+
+    def truncated(self, j, obs, writer):
+        if self.prioritized:
+            writer.value(self._step([obs], [j])[0][0])
+
+    def reset(self, j):
+        self.h[j] = 0.0
+        self.c[j] = 0.0
+        self.prev_action[j], self.prev_reward[j] = -1, 0.0
+
+    def stats(self, steps):
+        return {"epsilon": self.epsilon(steps)}
