@@ -17,8 +17,10 @@ setup(
         "numpy>=1.24",
         "lz4>=4.0",
         "tensorboard>=2.14",
+        "matplotlib>=3.7",          # exp/plot.py: learning curves
     ],
     extras_require={
         "test": ["pytest>=7"],
+        "mujoco": ["gymnasium[mujoco]>=1.0"],   # HalfCheetah-v5, Hopper-v5, ... for DDPG / D4PG
     },
 )
