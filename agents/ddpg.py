@@ -1,0 +1,249 @@
+"""Distributed DDPG and D4PG over n-step returns (Lillicrap et al. 2016; Horgan et al. 2018 (Ape-X DPG);
+Barth-Maron et al. 2018 (D4PG)), for vector observations and continuous actions.
+
+Pure pieces first (action scaling, exploration noise, soft updates, the categorical projection), then the
+learner that owns the actor, the critic, their targets and optimizers. No Ray here. The learner works in
+the normalised action space [-1, 1]^A; agents map actions to the env's bounds with `scale_action`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from buffers.records import Batch
+from networks.continuous import Actor, Critic
+
+
+# --- actions and exploration ---------------------------------------------------------------------
+def scale_action(u: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[-1, 1] -> [low, high]: low + (u + 1) * (high - low) / 2, u clipped to [-1, 1] first."""
+    u = np.clip(u, -1.0, 1.0)
+    return low + (u + 1.0) * (high - low) / 2.0
+
+
+def unscale_action(a: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[low, high] -> [-1, 1], the inverse of `scale_action` (clipped to [-1, 1])."""
+    return np.clip(2.0 * (a - low) / (high - low) - 1.0, -1.0, 1.0)
+
+
+def agent_noise_scale(i: int, n: int, sigma_min: float, sigma_max: float) -> float:
+    """Ape-X DPG: agent i of n (from 0) explores with sigma_max * (sigma_min / sigma_max)^(i / (n - 1)),
+    geometrically spaced from sigma_max (agent 0) down to sigma_min (agent n-1); a single agent gets the
+    geometric mean sqrt(sigma_min * sigma_max)."""
+    if not 0.0 < sigma_min <= sigma_max:
+        raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
+    if n < 2:
+        return math.sqrt(sigma_min * sigma_max)
+    return sigma_max * (sigma_min / sigma_max) ** (i / (n - 1))
+
+
+class GaussianNoise:
+    """Independent N(0, sigma^2) per action dimension and step."""
+
+    def __init__(self, action_dim: int, sigma: float, rng: np.random.Generator):
+        self.action_dim, self.sigma, self.rng = action_dim, sigma, rng
+
+    def sample(self) -> np.ndarray:
+        return (self.sigma * self.rng.standard_normal(self.action_dim)).astype(np.float32)   # [A]
+
+    def reset(self) -> None:
+        pass
+
+
+class OUNoise:
+    """Ornstein-Uhlenbeck noise around 0: x += theta * (0 - x) * dt + sigma * sqrt(dt) * N(0, 1);
+    `reset` (at each episode start) puts x back to 0."""
+
+    def __init__(self, action_dim: int, sigma: float, rng: np.random.Generator, theta: float = 0.15,
+                 dt: float = 1.0):
+        self.sigma, self.rng, self.theta, self.dt = sigma, rng, theta, dt
+        self.x = np.zeros(action_dim, np.float64)
+
+    def sample(self) -> np.ndarray:
+        self.x += self.theta * (0.0 - self.x) * self.dt \
+            + self.sigma * math.sqrt(self.dt) * self.rng.standard_normal(len(self.x))
+        return self.x.astype(np.float32)   # [A], a copy
+
+    def reset(self) -> None:
+        self.x[:] = 0.0
+
+
+def explore(u: np.ndarray, noise_sample: np.ndarray) -> np.ndarray:
+    """The behaviour action: clip(u + noise, -1, 1)."""
+    return np.clip(u + noise_sample, -1.0, 1.0)
+
+
+def make_actor(obs_dim: int, action_dim: int, hidden: tuple[int, ...] = (256, 256)) -> Actor:
+    """The Actor that `DDPGLearner.weights()` loads into (agents, evaluator)."""
+    return Actor(obs_dim, action_dim, tuple(hidden), layer_norm=True)
+
+
+@torch.no_grad()
+def act(actor: nn.Module, obs: np.ndarray) -> np.ndarray:
+    """Deterministic actions in [-1, 1] for float obs [E, D] -> float32 [E, A] (numpy, CPU)."""
+    return actor(torch.as_tensor(np.asarray(obs, np.float32))).numpy()
+
+
+# --- targets -------------------------------------------------------------------------------------
+@torch.no_grad()
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """In place: theta' <- tau * theta + (1 - tau) * theta' for parameters and floating buffers (other
+    buffers are copied)."""
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.mul_(1.0 - tau).add_(o, alpha=tau)
+    for t, o in zip(target.buffers(), online.buffers()):
+        if t.is_floating_point():
+            t.mul_(1.0 - tau).add_(o, alpha=tau)
+        else:
+            t.copy_(o)
+
+
+def categorical_projection(next_probs: torch.Tensor, ret: torch.Tensor, discount: torch.Tensor,
+                           support: torch.Tensor) -> torch.Tensor:
+    """Project the distribution of ret + discount * Z (Z on `support` with `next_probs` [B, K]) onto the
+    fixed, evenly spaced support [K] (Bellemare et al. 2017): [B, K], rows sum to 1.
+
+    Atoms beyond [v_min, v_max] are clipped to the end atoms; each atom's mass is split between its two
+    neighbours in proportion to closeness, and all of it goes to one atom when it lands exactly on it.
+    discount 0 (termination) puts all mass at clip(ret).
+    """
+    k = support.shape[0]
+    v_min, v_max = support[0], support[-1]
+    dz = (v_max - v_min) / (k - 1)
+    tz = (ret.unsqueeze(1) + discount.unsqueeze(1) * support.unsqueeze(0)).clamp(v_min, v_max)   # [B, K]
+    b = ((tz - v_min) / dz).clamp(0, k - 1)
+    lo, hi = b.floor().long(), b.ceil().long()
+    p = next_probs.to(b.dtype)
+    m_lo = p * (hi.to(b.dtype) - b + (lo == hi).to(b.dtype))   # l == u: the whole mass on l
+    m_hi = p * (b - lo.to(b.dtype))
+    out = torch.zeros_like(p)
+    out.scatter_add_(1, lo, m_lo)
+    out.scatter_add_(1, hi, m_hi)
+    return out
+
+
+def expected_value(logits: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Mean of the categorical distribution: logits [B, K] -> [B]."""
+    return (logits.softmax(dim=-1) * support).sum(dim=-1)
+
+
+# --- learner -------------------------------------------------------------------------------------
+class DDPGLearner:
+    """Online and target actor and critic, one Adam and gradient clipping each; one `update` per batch.
+
+    DDPG (`distributional=False`): critic loss mean(w * 0.5 * (y - Q)^2), y = ret + discount *
+    Q'(s', pi'(s')); priority |y - Q|. D4PG: the critic outputs logits over `num_atoms` atoms on
+    [v_min, v_max]; loss mean(w * CE(projected target distribution, logits)); priority the per-sample CE.
+    The actor maximises Q(s, pi(s)) (D4PG: its expected value) through the critic evaluated with
+    detached parameters, so the actor loss never reaches the critic's parameters or gradients.
+    Targets: soft update with `tau` after every update, or (tau == 0) a copy every `target_period` updates.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, *, distributional: bool,
+                 hidden: tuple[int, ...] = (256, 256), actor_lr: float = 1e-4, critic_lr: float = 1e-3,
+                 tau: float = 0.005, target_period: int = 0, clip_norm: float = 40.0, num_atoms: int = 51,
+                 v_min: float = -150.0, v_max: float = 150.0, device: str = "cpu"):
+        if tau < 0 or tau > 1 or (tau == 0 and target_period < 1):
+            raise ValueError(f"need 0 < tau <= 1, or tau == 0 and target_period >= 1; got {tau}, {target_period}")
+        if distributional and (num_atoms < 2 or not v_min < v_max):
+            raise ValueError(f"need num_atoms >= 2 and v_min < v_max; got {num_atoms}, {v_min}, {v_max}")
+        self.device = torch.device(device)
+        self.distributional, self.tau, self.target_period, self.clip_norm = distributional, tau, target_period, clip_norm
+        atoms = num_atoms if distributional else 1
+        self.actor = make_actor(obs_dim, action_dim, hidden).to(self.device)
+        self.critic = Critic(obs_dim, action_dim, tuple(hidden), layer_norm=True, num_atoms=atoms).to(self.device)
+        self.actor_target = make_actor(obs_dim, action_dim, hidden).to(self.device)
+        self.critic_target = Critic(obs_dim, action_dim, tuple(hidden), layer_norm=True,
+                                    num_atoms=atoms).to(self.device)
+        for target, online in ((self.actor_target, self.actor), (self.critic_target, self.critic)):
+            target.load_state_dict(online.state_dict())
+            target.requires_grad_(False)
+        self.support = torch.linspace(v_min, v_max, num_atoms, device=self.device) if distributional else None
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
+        self.steps = 0
+
+    def to_device(self, batch: Batch) -> dict[str, torch.Tensor]:
+        def t(x):
+            with warnings.catch_warnings():   # arrays from Ray's object store are read-only; we never write them
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.as_tensor(x).to(self.device, non_blocking=True)
+        return {"obs": t(batch.obs).float(), "next_obs": t(batch.next_obs).float(),
+                "action": t(batch.action).float(), "ret": t(batch.ret).float(),
+                "discount": t(batch.discount).float(), "weights": t(batch.weights).float()}
+
+    def _value(self, out: torch.Tensor) -> torch.Tensor:
+        """Critic output -> Q [B] (the expected value for D4PG)."""
+        return expected_value(out, self.support) if self.distributional else out
+
+    def critic_step(self, b: dict[str, torch.Tensor]) -> tuple[float, float, np.ndarray]:
+        """One critic gradient step; returns (loss, mean Q(s, a), priorities [B])."""
+        with torch.no_grad():
+            next_out = self.critic_target(b["next_obs"], self.actor_target(b["next_obs"]))
+        out = self.critic(b["obs"], b["action"])
+        if self.distributional:
+            with torch.no_grad():
+                target = categorical_projection(next_out.softmax(dim=-1), b["ret"], b["discount"], self.support)
+            per_sample = -(target * out.log_softmax(dim=-1)).sum(dim=-1)    # cross-entropy [B]
+            priorities = per_sample.detach()
+        else:
+            y = b["ret"] + b["discount"] * next_out
+            per_sample = 0.5 * (y - out).pow(2)
+            priorities = (y - out.detach()).abs()
+        loss = (b["weights"] * per_sample).mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.clip_norm)
+        self.critic_opt.step()
+        mean_q = self._value(out.detach()).mean().item()
+        return loss.item(), mean_q, priorities.float().cpu().numpy()
+
+    def actor_loss(self, obs: torch.Tensor) -> torch.Tensor:
+        """-mean Q(s, pi(s)), the critic evaluated with detached parameters: gradient reaches only the actor."""
+        frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
+        frozen.update({k: v.detach() for k, v in self.critic.named_buffers()})
+        return -self._value(functional_call(self.critic, frozen, (obs, self.actor(obs)))).mean()
+
+    def actor_step(self, b: dict[str, torch.Tensor]) -> float:
+        loss = self.actor_loss(b["obs"])
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.clip_norm)
+        self.actor_opt.step()
+        return loss.item()
+
+    def update(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, float], np.ndarray]:
+        """Critic step, then actor step (against the updated critic), then targets; returns stats
+        ("loss" (critic), "actor_loss", "mean_q") and new priorities [B]."""
+        loss, mean_q, priorities = self.critic_step(b)
+        actor_loss = self.actor_step(b)
+        self.steps += 1
+        if self.tau > 0:
+            soft_update(self.actor_target, self.actor, self.tau)
+            soft_update(self.critic_target, self.critic, self.tau)
+        elif self.steps % self.target_period == 0:
+            self.actor_target.load_state_dict(self.actor.state_dict())
+            self.critic_target.load_state_dict(self.critic.state_dict())
+        return {"loss": loss, "actor_loss": actor_loss, "mean_q": mean_q}, priorities
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The online actor's weights on the CPU, for agents and the evaluator (see `make_actor`)."""
+        return {k: v.detach().cpu().clone() for k, v in self.actor.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "actor_target": self.actor_target.state_dict(), "critic_target": self.critic_target.state_dict(),
+                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "steps": self.steps, "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        self.steps = int(state["steps"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
