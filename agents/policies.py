@@ -158,7 +158,7 @@ class R2D2Policy(Policy):
         _, prio, _ = r2d2_loss_and_priorities(
             qt, qt, t(action, dtype=torch.long)[None], t(reward, dtype=torch.float32)[None],
             t(discount, dtype=torch.float32)[None], torch.tensor([len(action)]), torch.ones(1),
-            burn_in=min(a.burn_in, len(action) - 1), n=a.nstep, eta=a.eta)
+            burn_in=a.burn_in, n=a.nstep, eta=a.eta)
         return float(prio[0])
 
     def _step(self, obs: list, rows: list[int]):
