@@ -7,9 +7,10 @@ decode never walks a long chain. On Atari this stores a frame in a third of what
 The replay keeps each frame once in a slot and links it to its predecessor in the episode (`prev`; an
 episode's first frame is its own predecessor), so a stack [f-3, f-2, f-1, f] is rebuilt by following
 links, and padding at an episode start repeats the first frame, exactly as envs.atari.FrameStack does.
-Slots are reference-counted: a transition holds the frames of its two stacks, a frame holds its lz4
-dictionary parent, and a stream holds its last `window` frames (so a transition still to come can
-reference them). A frame is freed when its count falls to zero.
+Slots are reference-counted: a transition holds the frames of its two stacks (a sequence those of its
+L+1 stacks), a frame holds its lz4 dictionary parent, and a stream holds its last `window` frames (so
+a record still to come can reference them and their stacks). A frame is freed when its count falls to
+zero.
 Vector observations go through the same store as plain float32 rows (stack 1, no compression).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import lz4.block
 import numpy as np
 
-from buffers.records import Push
+from buffers.records import Push, SequencePush
 
 KEYFRAME_INTERVAL = 8
 COMPRESSION_LEVEL = 4   # lz4 HC level: ~40 us per 84x84 frame; 0 uses the fast default mode
@@ -153,6 +154,12 @@ class FrameStore:
     # --- frames in ---------------------------------------------------------------------------
     def add(self, push: Push) -> tuple[np.ndarray, np.ndarray]:
         """Store a push's frames and let its transitions hold their stacks; return their obs/next_obs slots."""
+        obs, next_obs = self.add_frames(push, push.obs, push.next_obs)
+        return obs, next_obs
+
+    def add_frames(self, push: Push | SequencePush, *numbers: np.ndarray) -> list[np.ndarray]:
+        """Store a push's frames; map each array of stream frame numbers (any shape) to slots whose
+        stacks are held (one reference per entry), and return those slot arrays."""
         stream, base, k = push.stream, int(push.frame_base), len(push.first)
         if base == 0 and stream in self.windows:   # the stream restarted (a new agent process)
             self._drop_stream(stream)
@@ -163,6 +170,7 @@ class FrameStore:
             self.next_frame[stream] = 0
         if base != self.next_frame[stream]:
             raise ValueError(f"stream {stream}: push starts at frame {base}, expected {self.next_frame[stream]}")
+        self._check(stream, base, k, numbers)
         first = np.asarray(push.first, dtype=bool)
         slots = self._alloc(k)
         if self.image:
@@ -180,18 +188,33 @@ class FrameStore:
         if self.image:   # a frame holds its dictionary parent
             self.acquire(prev[self.depth[slots] > 0])
         self.acquire(slots)  # the stream window's hold, dropped by _slide for frames that leave it
-        obs, next_obs = lookup(push.obs), lookup(push.next_obs)
-        self.hold(obs, next_obs)
+        found = [lookup(n) for n in numbers]
+        self.hold(*found)
         self._slide(stream, base, slots)
-        return obs, next_obs
+        return found
 
-    def hold(self, obs: np.ndarray, next_obs: np.ndarray) -> None:
-        """Transitions take a reference on every frame of their two stacks."""
-        self.acquire(np.concatenate([self.stacks(obs).ravel(), self.stacks(next_obs).ravel()]))
+    def hold(self, *slots: np.ndarray) -> None:
+        """Records take a reference on every frame of the stacks ending at these slots (arrays of any shape)."""
+        self.acquire(np.concatenate([self.stacks(s).ravel() for s in slots]))
 
-    def drop(self, obs: np.ndarray, next_obs: np.ndarray) -> None:
-        """Evicted transitions give their stacks' references back."""
-        self.release(np.concatenate([self.stacks(obs).ravel(), self.stacks(next_obs).ravel()]))
+    def drop(self, *slots: np.ndarray) -> None:
+        """Evicted records give back what `hold` took for the same slot arrays."""
+        self.release(np.concatenate([self.stacks(s).ravel() for s in slots]))
+
+    def _check(self, stream: int, base: int, k: int, numbers: tuple) -> None:
+        """Refuse (before anything changes) frame numbers not yet pushed, or whose stacks may reach frames
+        that left the stream window and may be freed."""
+        flat = np.concatenate([np.asarray(n, dtype=np.int64).ravel() for n in numbers] + [np.zeros(0, np.int64)])
+        if flat.size == 0:
+            return
+        lo, low, high = base - self.window, int(flat.min()), int(flat.max())
+        if high >= base + k:
+            raise ValueError(f"stream {stream}: frame {high} is not pushed yet (push ends at {base + k - 1})")
+        if low < max(lo, 0):
+            raise ValueError(f"stream {stream}: frame {low} is outside the stream window of {self.window} frames")
+        if low - (self.stack - 1) < lo:
+            raise ValueError(f"stream {stream}: the stack of frame {low} reaches outside the stream window "
+                             f"of {self.window} frames")
 
     def _lookup(self, stream: int, base: int, slots: np.ndarray):
         window = self.windows[stream]
@@ -229,18 +252,20 @@ class FrameStore:
 
     # --- frames out --------------------------------------------------------------------------
     def stacks(self, slots: np.ndarray) -> np.ndarray:
-        """[B] newest-frame slots -> [B, stack] slots, oldest first, padded at episode starts."""
+        """[...] newest-frame slots -> [..., stack] slots, oldest first, padded at episode starts."""
         cols = [np.asarray(slots, dtype=np.int32)]
         for _ in range(self.stack - 1):
             cols.append(self.prev[cols[-1]])
-        return np.stack(cols[::-1], axis=1)
+        return np.stack(cols[::-1], axis=-1)
 
-    def gather(self, obs_slots: np.ndarray, next_slots: np.ndarray) -> dict:
-        """What a loader needs to rebuild the stacks of these transitions (SampledBatch fields)."""
+    def gather_stacks(self, slots: np.ndarray) -> dict:
+        """What a loader needs to rebuild the stacks ending at `slots` [B, K]: vectors `obs` [B, K, D]; images
+        the distinct compressed frames with their lz4 chains (`blobs`, parents first, `blob_dict`) and
+        `index` [B, K, stack], the row of each stack frame among the decoded blobs."""
+        slots = np.asarray(slots, dtype=np.int32)
         if not self.image:
-            return {"obs": self.data[obs_slots], "next_obs": self.data[next_slots]}
-        s = self.stack
-        mat = np.concatenate([self.stacks(obs_slots), self.stacks(next_slots)], axis=1)   # [B, 2S]
+            return {"obs": self.data[slots]}
+        mat = self.stacks(slots)                                         # [B, K, S]
         parts, frontier = [mat.ravel()], np.unique(mat)
         while True:   # the lz4 dictionary chains back to each keyframe
             frontier = np.unique(self.prev[frontier[self.depth[frontier] > 0]])
@@ -256,9 +281,16 @@ class FrameStore:
             return sorter[np.searchsorted(sorted_needed, x)].astype(np.int32)
 
         blob_dict = np.where(self.depth[needed] > 0, pos(self.prev[needed]), -1).astype(np.int32)
-        index = pos(mat)
-        return {"blobs": self.blobs[needed].tolist(), "blob_dict": blob_dict, "obs_index": index[:, :s],
-                "next_index": index[:, s:], "frame_shape": self.frame_shape}
+        return {"blobs": self.blobs[needed].tolist(), "blob_dict": blob_dict, "index": pos(mat),
+                "frame_shape": self.frame_shape}
+
+    def gather(self, obs_slots: np.ndarray, next_slots: np.ndarray) -> dict:
+        """What a loader needs to rebuild the stacks of these transitions (SampledBatch fields)."""
+        if not self.image:
+            return {"obs": self.data[obs_slots], "next_obs": self.data[next_slots]}
+        g = self.gather_stacks(np.stack([obs_slots, next_slots], axis=1))
+        index = g.pop("index")
+        return {**g, "obs_index": np.ascontiguousarray(index[:, 0]), "next_index": np.ascontiguousarray(index[:, 1])}
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -3,6 +3,8 @@
 Transitions live in a ring of `capacity` slots (the oldest is overwritten); their observations live in a
 FrameStore (buffers/frames.py), each frame once. A transition's id counts insertions from 0, its slot is
 id % capacity, so a priority update carrying an id whose slot has since been overwritten is ignored.
+RingReplay and the Prioritized mixin know items, not transitions: buffers/sequence.py builds the R2D2
+sequence replay on them.
 The replay never compresses or decompresses: it moves bytes and updates trees. Plain and picklable:
 a Ray actor hosts it.
 """
@@ -31,13 +33,16 @@ def importance_weights(probs: np.ndarray, size: int, beta: float) -> np.ndarray:
     return (w / w.max()).astype(np.float32)
 
 
-class UniformReplay:
-    """`mmdb`: uniform sampling over the stored transitions."""
+class RingReplay:
+    """Items (transitions, sequences) in a ring of `capacity` slots, their observations in a FrameStore;
+    uniform sampling. Subclasses name their per-item arrays (first axis `capacity`) in `fields`, those
+    holding frame slots in `slot_fields`, and store items with `_insert`."""
 
     prioritized = False
+    fields: tuple[str, ...] = ()
+    slot_fields: tuple[str, ...] = ()
 
-    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
-                 seed: int = 0, window: int = 32):
+    def __init__(self, capacity: int, obs_shape: tuple, seed: int = 0, window: int = 32):
         if capacity < 1:
             raise ValueError("replay capacity must be at least 1")
         self.capacity = capacity
@@ -45,55 +50,48 @@ class UniformReplay:
         image = len(self.obs_shape) == 3   # [stack, H, W] uint8 frames; anything else is a vector
         self.frames = FrameStore(self.obs_shape[1:] if image else self.obs_shape, image=image,
                                  stack=self.obs_shape[0] if image else 1, window=window)
-        self.obs_slot = np.zeros(capacity, dtype=np.int32)
-        self.next_slot = np.zeros(capacity, dtype=np.int32)
-        self.action = np.zeros((capacity,) + tuple(action_shape), dtype=action_dtype)
-        self.ret = np.zeros(capacity, dtype=np.float32)
-        self.discount = np.zeros(capacity, dtype=np.float32)
         self.tid = np.full(capacity, -1, dtype=np.int64)
-        self.inserted = 0      # transitions ever added; the next transition's id
-        self.sampled = 0       # transitions ever sampled
+        self.inserted = 0      # items ever added; the next item's id
+        self.sampled = 0       # items ever sampled
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return min(self.inserted, self.capacity)
 
+    def _config(self) -> dict:
+        """What a saved state must match to be loaded."""
+        return {"capacity": np.int64(self.capacity), "obs_shape": np.array(self.obs_shape, dtype=np.int64)}
+
     @property
     def nbytes(self) -> int:
-        """Bytes held: compressed frames, frame and transition arrays (Python object headers excluded)."""
-        arrays = [self.obs_slot, self.next_slot, self.action, self.ret, self.discount, self.tid,
-                  self.frames.prev, self.frames.depth, self.frames.refs, self.frames.blob_len]
+        """Bytes held: compressed frames, frame and item arrays (Python object headers excluded)."""
+        arrays = [getattr(self, f) for f in self.fields] + [self.tid, self.frames.prev, self.frames.depth,
+                                                            self.frames.refs, self.frames.blob_len]
         extra = self.frames.data.nbytes if self.frames.data is not None else self.frames.blob_bytes
         return sum(a.nbytes for a in arrays) + extra
 
-    def add(self, pushes: Push | list[Push]) -> int:
-        """Store the pushes' frames and transitions; return how many transitions were added."""
-        pushes = [pushes] if isinstance(pushes, Push) else pushes
-        added = 0
-        for push in pushes:
-            obs, next_obs = self.frames.add(push)
-            t = len(obs)
-            if t == 0:
-                continue
-            if t > self.capacity:   # only the newest `capacity` can stay
-                self.frames.drop(obs[:-self.capacity], next_obs[:-self.capacity])
-                keep = slice(t - self.capacity, t)
-                obs, next_obs, t = obs[keep], next_obs[keep], self.capacity
-            else:
-                keep = slice(0, t)
-            ids = self.inserted + np.arange(t, dtype=np.int64)
-            slots = ids % self.capacity
-            old = slots[self.tid[slots] >= 0]
-            if old.size:
-                self.frames.drop(self.obs_slot[old], self.next_slot[old])
-            self.obs_slot[slots], self.next_slot[slots] = obs, next_obs
-            self.action[slots] = push.action[keep]
-            self.ret[slots], self.discount[slots] = push.ret[keep], push.discount[keep]
-            self.tid[slots] = ids
-            self._set_new_priorities(slots, None if push.priority is None else push.priority[keep])
-            self.inserted += t
-            added += t
-        return added
+    def _insert(self, values: dict[str, np.ndarray], priority: np.ndarray | None) -> int:
+        """Write new items (their frame slots already held) over the oldest ones, which give their frame
+        references back; only the newest `capacity` of a too large batch stay. Return how many were added."""
+        t = len(values[self.slot_fields[0]])
+        if t == 0:
+            return 0
+        if t > self.capacity:
+            self.frames.drop(*(values[f][:-self.capacity] for f in self.slot_fields))
+            values = {k: v[t - self.capacity:] for k, v in values.items()}
+            priority = None if priority is None else priority[t - self.capacity:]
+            t = self.capacity
+        ids = self.inserted + np.arange(t, dtype=np.int64)
+        slots = ids % self.capacity
+        old = slots[self.tid[slots] >= 0]
+        if old.size:
+            self.frames.drop(*(getattr(self, f)[old] for f in self.slot_fields))
+        for k, v in values.items():
+            getattr(self, k)[slots] = v
+        self.tid[slots] = ids
+        self._set_new_priorities(slots, priority)
+        self.inserted += t
+        return t
 
     def _set_new_priorities(self, slots: np.ndarray, priority: np.ndarray | None) -> None:
         pass
@@ -101,15 +99,13 @@ class UniformReplay:
     def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         return self.rng.integers(0, len(self), batch_size), np.ones(batch_size, dtype=np.float32)
 
-    def sample(self, batch_size: int) -> SampledBatch:
-        """A batch of `batch_size` transitions; image frames stay compressed for a loader to decode."""
+    def _sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slots and importance weights of `batch_size` items drawn from a non-empty replay."""
         if len(self) == 0:
             raise ValueError("cannot sample from an empty replay")
         slots, weights = self._sample_slots(batch_size)
         self.sampled += batch_size
-        return SampledBatch(ids=self.tid[slots], weights=weights, action=self.action[slots],
-                            ret=self.ret[slots], discount=self.discount[slots],
-                            **self.frames.gather(self.obs_slot[slots], self.next_slot[slots]))
+        return slots, weights
 
     def update_priorities(self, ids: np.ndarray, priority: np.ndarray) -> int:
         """Uniform replay ignores priorities; returns 0 updated."""
@@ -122,21 +118,21 @@ class UniformReplay:
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = {f"frames.{k}": v for k, v in self.frames.state_dict().items()}
-        state.update(obs_slot=self.obs_slot, next_slot=self.next_slot, action=self.action, ret=self.ret,
-                     discount=self.discount, tid=self.tid, inserted=np.int64(self.inserted),
-                     sampled=np.int64(self.sampled), capacity=np.int64(self.capacity),
-                     obs_shape=np.array(self.obs_shape, dtype=np.int64),
-                     rng=np.array(json.dumps(self.rng.bit_generator.state)))
+        state.update({f: getattr(self, f) for f in self.fields})
+        state.update(tid=self.tid, inserted=np.int64(self.inserted), sampled=np.int64(self.sampled),
+                     rng=np.array(json.dumps(self.rng.bit_generator.state)), **self._config())
         return {k: np.array(v, copy=True) for k, v in state.items()}
 
     def load_state_dict(self, state: dict) -> None:
-        if int(state["capacity"]) != self.capacity or tuple(state["obs_shape"]) != self.obs_shape:
-            raise ValueError(f"replay state is for capacity {int(state['capacity'])} and observations "
-                             f"{tuple(state['obs_shape'])}, not {self.capacity} and {self.obs_shape}")
+        mine = self._config()
+        if any(k not in state or not np.array_equal(state[k], v) for k, v in mine.items()):
+            def show(d):
+                return ", ".join(f"{k} {tuple(d[k].tolist()) if np.ndim(d[k]) else int(d[k])}" for k in mine if k in d)
+            raise ValueError(f"replay state is for {show(state)}, not {show(mine)}")
         self.frames.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("frames.")})
-        self.obs_slot, self.next_slot = state["obs_slot"].copy(), state["next_slot"].copy()
-        self.action, self.ret = state["action"].copy(), state["ret"].copy()
-        self.discount, self.tid = state["discount"].copy(), state["tid"].copy()
+        for f in self.fields:
+            setattr(self, f, state[f].copy())
+        self.tid = state["tid"].copy()
         self.inserted, self.sampled = int(state["inserted"]), int(state["sampled"])
         self.rng.bit_generator.state = json.loads(str(state["rng"]))
 
@@ -150,22 +146,19 @@ class UniformReplay:
             self.load_state_dict({k: data[k] for k in data.files})
 
 
-class PrioritizedReplay(UniformReplay):
-    """`pmdb`: proportional prioritization with stratified sampling over a sum tree.
+class Prioritized:
+    """Mixin over a RingReplay: proportional prioritization with stratified sampling over a sum tree.
 
     P(i) = p_i^alpha / sum_k p_k^alpha; importance weights use beta annealed linearly from `beta0` to 1
-    over `beta_steps` sampled batches; new transitions enter with their actor's priority or, lacking
-    one, the largest priority seen so far.
+    over `beta_steps` sampled batches; new items enter with their actor's priority or, lacking one, the
+    largest priority seen so far. Updates for ids whose slot was overwritten since are ignored.
     """
 
     prioritized = True
 
-    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
-                 seed: int = 0, window: int = 32, alpha: float = 0.6, beta0: float = 0.4,
-                 beta_steps: int = 100_000, eps: float = 1e-6):
-        super().__init__(capacity, obs_shape, action_shape, action_dtype, seed, window)
+    def _init_priorities(self, alpha: float, beta0: float, beta_steps: int, eps: float) -> None:
         self.alpha, self.beta0, self.beta_steps, self.eps = alpha, beta0, beta_steps, eps
-        self.tree = SumTree(capacity)
+        self.tree = SumTree(self.capacity)
         self.max_priority = 1.0
         self.sample_calls = 0
 
@@ -218,6 +211,49 @@ class PrioritizedReplay(UniformReplay):
         self.tree = SumTree(self.capacity)
         self.tree.update(np.arange(self.capacity), state["priorities"])
         self.max_priority, self.sample_calls = float(state["max_priority"]), int(state["sample_calls"])
+
+
+class UniformReplay(RingReplay):
+    """`mmdb`: uniform sampling over the stored transitions."""
+
+    fields = ("obs_slot", "next_slot", "action", "ret", "discount")
+    slot_fields = ("obs_slot", "next_slot")
+
+    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
+                 seed: int = 0, window: int = 32):
+        super().__init__(capacity, obs_shape, seed, window)
+        self.obs_slot = np.zeros(capacity, dtype=np.int32)
+        self.next_slot = np.zeros(capacity, dtype=np.int32)
+        self.action = np.zeros((capacity,) + tuple(action_shape), dtype=action_dtype)
+        self.ret = np.zeros(capacity, dtype=np.float32)
+        self.discount = np.zeros(capacity, dtype=np.float32)
+
+    def add(self, pushes: Push | list[Push]) -> int:
+        """Store the pushes' frames and transitions; return how many transitions were added."""
+        pushes = [pushes] if isinstance(pushes, Push) else pushes
+        added = 0
+        for push in pushes:
+            obs, next_obs = self.frames.add(push)
+            added += self._insert({"obs_slot": obs, "next_slot": next_obs, "action": push.action,
+                                   "ret": push.ret, "discount": push.discount}, push.priority)
+        return added
+
+    def sample(self, batch_size: int) -> SampledBatch:
+        """A batch of `batch_size` transitions; image frames stay compressed for a loader to decode."""
+        slots, weights = self._sample(batch_size)
+        return SampledBatch(ids=self.tid[slots], weights=weights, action=self.action[slots],
+                            ret=self.ret[slots], discount=self.discount[slots],
+                            **self.frames.gather(self.obs_slot[slots], self.next_slot[slots]))
+
+
+class PrioritizedReplay(Prioritized, UniformReplay):
+    """`pmdb`: proportional prioritized replay of transitions (Schaul et al. 2016), see Prioritized."""
+
+    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
+                 seed: int = 0, window: int = 32, alpha: float = 0.6, beta0: float = 0.4,
+                 beta_steps: int = 100_000, eps: float = 1e-6):
+        UniformReplay.__init__(self, capacity, obs_shape, action_shape, action_dtype, seed, window)
+        self._init_priorities(alpha, beta0, beta_steps, eps)
 
 
 def make_replay(kind: str, capacity: int, obs_shape: tuple, **kwargs) -> UniformReplay:

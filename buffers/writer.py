@@ -1,5 +1,6 @@
 """Agent side of the replay: one StreamWriter per env stream numbers its frames, compresses them where
-they are produced, runs the n-step adder and hands out Push records for the replay actor.
+they are produced, runs the n-step adder and hands out Push records for the replay actor. The frame
+part (FrameWriter) is shared with the sequence writer of buffers/sequence.py.
 
 With `priorities`, each transition's initial priority is |R + discount * V(s_{t+m}) - Q(s_t, a_t)|
 from the agent's own estimates: the agent reports Q(s_t, a_t) and V(s_t) as it acts (`act`), and a
@@ -19,19 +20,18 @@ def td_priority(q_taken: np.ndarray, ret: np.ndarray, discount: np.ndarray, next
     return np.abs(ret + discount * next_value - q_taken)
 
 
-class StreamWriter:
-    def __init__(self, stream: int, nstep: int, gamma: float, image: bool, priorities: bool = False,
-                 keyframe_interval: int = KEYFRAME_INTERVAL, level: int = COMPRESSION_LEVEL):
-        self.stream, self.image, self.priorities = stream, image, priorities
-        self.adder = NStepAdder(nstep, gamma)
+class FrameWriter:
+    """One env stream's frames on the agent side: numbered from 0, compressed against their episode
+    predecessor (images) or kept as float32 rows (vectors), handed out once each by `_take_frames`."""
+
+    def __init__(self, stream: int, image: bool, keyframe_interval: int = KEYFRAME_INTERVAL,
+                 level: int = COMPRESSION_LEVEL):
+        self.stream, self.image = stream, image
         self.encoder = FrameEncoder(keyframe_interval, level) if image else None
         self.frame_no = -1                 # number of the latest frame
         self._base = 0                     # number of the first frame not yet pushed
         self._frames, self._first, self._depth = [], [], []
-        self._ready: list[tuple[NStepTransition, float]] = []
-        self._waiting: list[NStepTransition] = []
-        self._q: dict[int, float] = {}     # frame number -> Q(s, a) of the action taken there
-        self._v: dict[int, float] = {}     # frame number -> V(s)
+        self._shape: tuple = ()
 
     def _add_frame(self, obs: np.ndarray, first: bool) -> int:
         self.frame_no += 1
@@ -45,6 +45,35 @@ class StreamWriter:
             self._depth.append(0)
         self._first.append(first)
         return self.frame_no
+
+    def _take_frames(self) -> dict:
+        """The frame fields of a push (stream, frame_base, frames, first, depth) for the frames added
+        since the last call; the next call starts after them."""
+        if self.image:
+            frames = self._frames
+        elif self._frames:
+            frames = np.stack(self._frames)
+        else:
+            frames = np.zeros((0,) + self._shape, np.float32)
+        out = {"stream": self.stream, "frame_base": self._base, "frames": frames,
+               "first": np.array(self._first, dtype=bool), "depth": np.array(self._depth, dtype=np.uint8)}
+        self._base = self.frame_no + 1
+        self._frames, self._first, self._depth = [], [], []
+        return out
+
+
+class StreamWriter(FrameWriter):
+    """One env stream's n-step transitions and their frames."""
+
+    def __init__(self, stream: int, nstep: int, gamma: float, image: bool, priorities: bool = False,
+                 keyframe_interval: int = KEYFRAME_INTERVAL, level: int = COMPRESSION_LEVEL):
+        super().__init__(stream, image, keyframe_interval, level)
+        self.priorities = priorities
+        self.adder = NStepAdder(nstep, gamma)
+        self._ready: list[tuple[NStepTransition, float]] = []
+        self._waiting: list[NStepTransition] = []
+        self._q: dict[int, float] = {}     # frame number -> Q(s, a) of the action taken there
+        self._v: dict[int, float] = {}     # frame number -> V(s)
 
     def reset(self, obs: np.ndarray) -> None:
         """An episode starts with observation `obs`."""
@@ -96,15 +125,8 @@ class StreamWriter:
             return None
         trs = [t for t, _ in self._ready]
         prio = np.array([p for _, p in self._ready], dtype=np.float32)
-        if self.image:
-            frames = self._frames
-        elif self._frames:
-            frames = np.stack(self._frames)
-        else:
-            frames = np.zeros((0,) + self._shape, np.float32)
         push = Push(
-            stream=self.stream, frame_base=self._base, frames=frames,
-            first=np.array(self._first, dtype=bool), depth=np.array(self._depth, dtype=np.uint8),
+            **self._take_frames(),
             obs=np.array([t.obs for t in trs], dtype=np.int64),
             next_obs=np.array([t.next_obs for t in trs], dtype=np.int64),
             action=np.array([t.action for t in trs]),
@@ -112,6 +134,5 @@ class StreamWriter:
             discount=np.array([t.discount for t in trs], dtype=np.float32),
             priority=prio if self.priorities else None,
         )
-        self._base = self.frame_no + 1
-        self._frames, self._first, self._depth, self._ready = [], [], [], []
+        self._ready = []
         return push
