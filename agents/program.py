@@ -282,12 +282,12 @@ class _Stop:
 def train(cfg: Config, given: set) -> dict:
     """Train until max_steps or max_time (or SIGINT/SIGTERM); return the summary."""
     info = env_info(cfg.run.env)
-    check_action_space(cfg, info)
     ckpt = None
     if cfg.run.resume:
         ckpt = load_checkpoint(cfg.run.resume)
         cfg = merge_checkpoint_config(cfg, given, ckpt["config"], cfg.run.resume)
         cfg.run.suffix = ckpt["config"]["run"]["suffix"]
+    check_action_space(cfg, info)
     counters = dict(env_steps=0, wall_s=0.0, episodes=0, agent_restarts=0, agent_steps=[0] * cfg.run.num_agents,
                     best_eval_return=None, last_eval_return=None)
     if ckpt is not None:
