@@ -17,10 +17,12 @@ class Algorithm:
     policy: type[Policy]
     sequences: bool          # R2D2 replays sequences; the others n-step transitions
     weights_key: str         # the learner state entry that agents and --test load
+    life_loss_clip: bool = True   # Atari agents train with life-loss terminals and clipped rewards;
+    #                               R2D2 sees whole games and raw rewards (value rescaling instead)
 
 
 FAMILIES = {"DQN": Algorithm(QPolicy, False, "net"), "DDQN": Algorithm(QPolicy, False, "net"),
-            "R2D2": Algorithm(R2D2Policy, True, "net"),
+            "R2D2": Algorithm(R2D2Policy, True, "net", life_loss_clip=False),
             "DDPG": Algorithm(DPGPolicy, False, "actor"), "D4PG": Algorithm(DPGPolicy, False, "actor")}
 
 

@@ -76,7 +76,9 @@ class EnvRunner:
         self.send, self.wait, self.push_period = send, wait, push_period
         run = cfg.run
         e = run.envs_per_agent
-        self.envs = [make_env(run.env, train=True, seed=run.seed + index * e + j, sticky=run.sticky) for j in range(e)]
+        train = algorithm(cfg).life_loss_clip   # R2D2: whole games, raw rewards
+        self.envs = [make_env(run.env, train=train, seed=run.seed + index * e + j, sticky=run.sticky)
+                     for j in range(e)]
         self.policy = make_policy(cfg, info, index, e, explore=True, seed=run.seed + index)
         self.writers = [self.policy.writer(index * e + j) for j in range(e)]
         self.version = -1

@@ -5,7 +5,8 @@
 RUNS are run folders (with summary.json) or parents of them; default: every logs/*/*/ with a summary.json.
 One table per algorithm, one row per run: game, run folder, replay, score (mean +- std over the --test
 games of test.json, else the best evaluation mean, marked so), env steps, wall time, hardware, the command,
-links to the curves (`<plots>/<env>_<suffix>.png`, else `<plots>/<env>.png`, as `python -m exp.plot` names
+links to the curves (`<plots>/<env>_<suffix>.png`, else `<plots>/<env>_<group>.png` where a suffix
+`<group>_s<seed>` names one seed of a group of runs, else `<plots>/<env>.png`, as `python -m exp.plot` names
 them) and to the GIF of the best test game. Rows of `exp/planned.json` (a list of objects with env, alg,
 buffer and optionally suffix, hardware, command, env_steps) are shown as "not yet run" until a run of the
 same env, alg and buffer (and suffix, if given) exists. Only the text between the table markers of the
@@ -17,6 +18,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 
 from exp.plot import run_name
@@ -96,8 +98,9 @@ def run_row(path: str, base: str, plots: str) -> tuple[str, list[str]]:
     env = summary.get("env") or config.get("run", {}).get("env") or os.path.basename(os.path.dirname(path))
     buffer = summary.get("buffer") or config.get("replay", {}).get("buffer") or "n/a"
     env_dir, suffix = os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path)
-    pngs = [p for p in (os.path.join(plots, run_name(path) + ".png"), os.path.join(plots, env_dir + ".png"))
-            if os.path.exists(p)]
+    group = re.sub(r"_s\d+$", "", suffix)
+    pngs = [p for p in (os.path.join(plots, run_name(path) + ".png"), os.path.join(plots, f"{env_dir}_{group}.png"),
+                        os.path.join(plots, env_dir + ".png")) if os.path.exists(p)]
     curves = _link("curves", pngs[0], base) if pngs else "n/a"
     if test is None:
         gif = "not yet run"
