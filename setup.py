@@ -11,7 +11,7 @@ setup(
         # torch: install it first with `pip install torch==2.13.0` (or your CUDA build); any torch>=2.2 works
         "torch>=2.2",
         "ray>=2.40",
-        "gymnasium>=1.0",
+        "gymnasium[classic-control]>=1.0",   # pygame: --test --record of CartPole, Pendulum, ...
         "ale-py>=0.9",
         "opencv-python-headless>=4.8",
         "numpy>=1.24",

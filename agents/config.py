@@ -41,12 +41,18 @@ class RunConfig:
     save_replay: bool = _f(False, "save the replay with each checkpoint (newest only), so --resume skips the warm-up")
     sticky: bool = _f(False, "sticky actions (repeat_action_probability 0.25) on Atari")
     num_gpus: int = _f(-1, "GPUs for the learner (0: CPU; -1: one if this machine has a GPU, else none)")
+    learner_replicas: int = _f(1, "learner replicas in data parallel, each with its own loaders (CPU: gloo); "
+                                  "--num_gpus N > 1 makes N replicas, one GPU each (NCCL)")
     address: str = _f("", "join an existing Ray cluster (auto or HOST:PORT); empty starts a local Ray")
     num_cpus: int = _f(0, "CPUs Ray may use when it starts locally (0: all of this machine's)")
     seed: int = _f(0, "random seed; agent i uses seed + i")
     logdir: str = _f("logs", "TensorBoard root; runs go to <logdir>/<env>/<suffix>")
     modeldir: str = _f("model", "checkpoint root")
     status_period: float = _f(5.0, "seconds between status lines")
+
+    @property
+    def replicas(self) -> int:
+        return self.num_gpus if self.num_gpus > 1 else self.learner_replicas
 
     @property
     def env_dir(self) -> str:
@@ -58,6 +64,8 @@ class ReplayConfig:
     buffer: str = _f("pmdb", "replay: mmdb (uniform) or pmdb (proportional prioritized)", choices=BUFFERS)
     replay_size: int = _f(1_000_000, "replay capacity in transitions")
     replay_start: int = _f(20_000, "transitions in replay before the learner starts")
+    replay_shards: int = _f(1, "replay actors; agent i writes to shard i %% K, loaders sample across shards in "
+                               "proportion to their sizes (pmdb: priority totals); shards spread over nodes")
     speed: float = _f(8.0, "replay ratio: transitions sampled per transition inserted, held by a rate limiter")
     alpha: float = _f(0.6, "pmdb priority exponent")
     beta0: float = _f(0.4, "pmdb initial importance-sampling exponent, annealed to 1")
@@ -202,7 +210,8 @@ def validate(cfg: Config) -> None:
             raise UsageError(msg)
 
     for name, value in (("num_agents", r.num_agents), ("envs_per_agent", r.envs_per_agent),
-                        ("num_loaders", r.num_loaders), ("max_steps", r.max_steps), ("batch_size", a.batch_size),
+                        ("num_loaders", r.num_loaders), ("learner_replicas", r.learner_replicas),
+                        ("replay_shards", rp.replay_shards), ("max_steps", r.max_steps), ("batch_size", a.batch_size),
                         ("replay_size", rp.replay_size), ("nstep", a.nstep), ("target_period", a.target_period),
                         ("save_period", r.save_period), ("test_episodes", r.test_episodes),
                         ("eval_episodes", r.eval_episodes), ("publish_period", a.publish_period),
@@ -214,6 +223,10 @@ def validate(cfg: Config) -> None:
     need(0 <= a.gamma <= 1, f"--gamma must be within [0, 1], got {a.gamma}")
     need(r.max_time >= 0 and r.eval_period >= 0 and r.num_cpus >= 0 and rp.replay_start >= 0,
          "--max_time, --eval_period, --num_cpus and --replay_start cannot be negative")
+    need(r.num_gpus <= 1 or r.learner_replicas in (1, r.num_gpus),
+         f"--learner_replicas ({r.learner_replicas}) must equal --num_gpus ({r.num_gpus}): one replica per GPU")
+    need(r.num_loaders >= r.replicas, f"--num_loaders ({r.num_loaders}) must be at least the number of learner "
+         f"replicas ({r.replicas}): each replica has its own loaders")
     need(r.num_gpus >= -1, f"--num_gpus must be -1 (auto), 0 (CPU) or a number of GPUs, got {r.num_gpus}")
     need(0 <= rp.alpha and 0 <= rp.beta0 <= 1, "--alpha must be >= 0 and --beta0 within [0, 1]")
     need(0 <= r.eval_epsilon <= 1 and 0 <= a.eps_final <= 1, "epsilons must be within [0, 1]")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from agents.optim import gradient_step
 from buffers.records import Batch
 from networks.continuous import Actor, Critic
 
@@ -167,6 +168,7 @@ class DDPGLearner:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
         self.steps = 0
+        self.grad_sync = None   # set by data-parallel replicas: averages gradients before clipping
 
     def to_device(self, batch: Batch) -> dict[str, torch.Tensor]:
         def t(x):
@@ -196,10 +198,7 @@ class DDPGLearner:
             per_sample = 0.5 * (y - out).pow(2)
             priorities = (y - out.detach()).abs()
         loss = (b["weights"] * per_sample).mean()
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.clip_norm)
-        self.critic_opt.step()
+        gradient_step(loss, self.critic, self.critic_opt, self.clip_norm, self.grad_sync)
         mean_q = self._value(out.detach()).mean().item()
         return loss.item(), mean_q, priorities.float().cpu().numpy()
 
@@ -211,10 +210,7 @@ class DDPGLearner:
 
     def actor_step(self, b: dict[str, torch.Tensor]) -> float:
         loss = self.actor_loss(b["obs"])
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.clip_norm)
-        self.actor_opt.step()
+        gradient_step(loss, self.actor, self.actor_opt, self.clip_norm, self.grad_sync)
         return loss.item()
 
     def update(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, float], np.ndarray]:

@@ -6,10 +6,12 @@ the optimizer. No Ray here.
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents.optim import gradient_step
 from buffers.records import Batch
 from buffers.replay import linear_schedule
 from networks import QNetwork
@@ -71,6 +73,7 @@ class DQNLearner:
         self.target.requires_grad_(False)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, eps=adam_eps)
         self.steps = 0
+        self.grad_sync = None   # set by data-parallel replicas: averages gradients before clipping
 
     def to_device(self, batch: Batch) -> dict[str, torch.Tensor]:
         def t(x):
@@ -89,10 +92,7 @@ class DQNLearner:
             next_online = self.net(b["next_obs"]) if self.double else None
             target = q_targets(b["ret"], b["discount"], next_target, next_online)
         loss = weighted_huber_loss(q_taken, target, b["weights"])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.clip_norm)
-        self.opt.step()
+        gradient_step(loss, self.net, self.opt, self.clip_norm, self.grad_sync)
         self.steps += 1
         if self.steps % self.target_period == 0:
             self.target.load_state_dict(self.net.state_dict())

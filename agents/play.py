@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+from gymnasium.error import DependencyNotInstalled
 
 from agents.algorithms import algorithm
 from agents.checkpoint import load_checkpoint, merge_checkpoint_config
@@ -42,7 +43,10 @@ def test(cfg: Config, given: set) -> dict:
 
     for _ in range(cfg.run.test_episodes):
         current.clear()
-        r = runner.play(weights, 1, on_frame=on_frame if cfg.run.record else None)[0]
+        try:
+            r = runner.play(weights, 1, on_frame=on_frame if cfg.run.record else None)[0]
+        except DependencyNotInstalled as e:   # rendering for --record needs the env's optional renderer
+            raise UsageError(f"--record cannot render {cfg.run.env}: {str(e).strip()}") from None
         if cfg.run.record and (not returns or r > max(returns)):
             best_frames = [f for f in current if f is not None]
         returns.append(r)

@@ -14,10 +14,22 @@ import numpy as np
 import ray
 
 from agents.algorithms import algorithm, decoder_for, make_memory
-from agents.checkpoint import checkpoint_dir, load_checkpoint, merge_checkpoint_config, save_checkpoint
+from agents.checkpoint import (
+    checkpoint_dir,
+    load_checkpoint,
+    merge_checkpoint_config,
+    save_checkpoint,
+)
 from agents.config import Config, UsageError
 from agents.report import Reporter
-from agents.roles import BatchLoader, EnvRunner, EvalRunner, LearnerLoop, PrefetchQueue, ReplayServer
+from agents.roles import (
+    BatchLoader,
+    EnvRunner,
+    EvalRunner,
+    LearnerLoop,
+    PrefetchQueue,
+    ReplayServer,
+)
 from envs import EnvInfo, env_info
 
 PUSHES_IN_FLIGHT = 4
@@ -38,9 +50,28 @@ class Replay(ReplayServer):
         return len(self.memory)
 
 
-def replay_path(checkpoint: str) -> str:
-    """The replay saved with checkpoint `.../iter_N.pt` is `.../iter_N.replay.npz`."""
-    return checkpoint[:-3] + ".replay.npz" if checkpoint.endswith(".pt") else checkpoint + ".replay.npz"
+def replay_path(checkpoint: str, shard: int = 0, shards: int = 1) -> str:
+    """The replay saved with checkpoint `.../iter_N.pt` is `.../iter_N.replay.npz` (shard k of K > 1:
+    `.../iter_N.replay<k>.npz`)."""
+    base = checkpoint[:-3] if checkpoint.endswith(".pt") else checkpoint
+    return f"{base}.replay{shard if shards > 1 else ''}.npz"
+
+
+def shard_config(cfg: Config, shard: int) -> Config:
+    """The config of replay shard k of K: its share of the capacity and of the warm-up, its own seed."""
+    k = cfg.replay.replay_shards
+    shard_cfg = Config.from_dict(cfg.to_dict())
+    shard_cfg.replay.replay_size = max(1, cfg.replay.replay_size // k)
+    shard_cfg.replay.replay_start = cfg.replay.replay_start // k
+    shard_cfg.run.seed = cfg.run.seed + 1000 * shard
+    return shard_cfg
+
+
+def merge_replay_stats(stats: list[dict]) -> dict:
+    """The shards' statistics as one replay's: sums, and the mean sampled-per-inserted ratio."""
+    out = {k: sum(s[k] for s in stats) for k in stats[0] if k != "ratio"}
+    out["ratio"] = float(np.mean([s["ratio"] for s in stats]))
+    return out
 
 
 class Agent(EnvRunner):
@@ -68,36 +99,132 @@ class Agent(EnvRunner):
         if version > self.version:
             self.set_weights(version, ray.get(ref))
         self.steps = max(self.steps, steps_so_far)
-        return {**self.run(steps), "pid": os.getpid()}
+        return {**self.run(steps), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
     def pid(self) -> int:
         return os.getpid()
 
 
 class Loader(BatchLoader):
-    def __init__(self, replay, cfg: Config):
-        self.replay = replay
+    """Samples from the replay (one batch ahead, so the replay prepares the next while this one decodes),
+    or across K replay shards; forwards priority updates to the shard each item came from."""
+
+    def __init__(self, replays, cfg: Config, seed: int = 0):
+        self.replays = replays if isinstance(replays, list) else [replays]
         self.ahead = None
-        super().__init__(sample=self._sample, update=lambda u: replay.update_priorities.remote(u),
-                         batch_size=cfg.alg.batch_size, decode=decoder_for(cfg))
+        k = len(self.replays)
+        if k == 1:
+            sample, update = self._sample, lambda u: self.replays[0].update_priorities.remote(u)
+        else:
+            sample = ShardedSampler(lambda wanted: ray.get([self.replays[i].sample.remote(n) for i, n in wanted]),
+                                    lambda: ray.get([r.mass.remote() for r in self.replays]), k,
+                                    cfg.replay.buffer == "pmdb", seed)
+            update = self._route
+        super().__init__(sample=sample, update=update, batch_size=cfg.alg.batch_size, decode=decoder_for(cfg))
 
     def _sample(self, n: int):
-        ref = self.ahead if self.ahead is not None else self.replay.sample.remote(n)
-        self.ahead = self.replay.sample.remote(n)   # the replay prepares the next batch while we decode
+        ref = self.ahead if self.ahead is not None else self.replays[0].sample.remote(n)
+        self.ahead = self.replays[0].sample.remote(n)   # the replay prepares the next batch while we decode
         return ray.get(ref)
+
+    def _route(self, update) -> None:
+        for k, part in route_update(update, len(self.replays)).items():
+            self.replays[k].update_priorities.remote(part)
 
 
 class Learner(LearnerLoop):
-    def __init__(self, cfg: Config, info: EnvInfo, loaders: list, device: str):
+    """The learner, or one of `world` data-parallel replicas (torch.distributed: NCCL on GPUs, gloo on
+    the CPU). Each replica trains on its own loaders' batches; gradients are averaged before clipping,
+    so replicas stay bit-identical; replica 0 publishes weights and is checkpointed; every replica sends
+    its priority updates. Replicas agree on every step (all have a batch) and on stopping."""
+
+    def __init__(self, cfg: Config, info: EnvInfo, loaders: list, device: str, rank: int = 0, world: int = 1):
         super().__init__(cfg, info, device)
         self.loaders = loaders
+        self.rank, self.world = rank, world
         self.queue = None
-        self.last = (None, None)
+        self.returns: list = []     # (loader, update) requests to issue before the next fetch
+        self.held = None            # (loader, staged batch): fetched, moved to the device, not trained yet
         self.prioritized = cfg.replay.buffer == "pmdb"
+        self.last_stats: dict = {}
 
+    # --- data parallel ---------------------------------------------------------------------------
+    def rendezvous(self) -> str:
+        """Replica 0: the address the process group meets at (this node, a free port)."""
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+
+    def join(self, address: str) -> None:
+        import datetime
+
+        import torch.distributed as dist
+
+        from agents.optim import make_grad_sync
+
+        backend = "nccl" if self.device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method=address, rank=self.rank, world_size=self.world,
+                                timeout=datetime.timedelta(seconds=120))
+        self.learner.grad_sync = make_grad_sync(self.world)
+
+    def _agree(self, have: bool, stop: bool) -> tuple[bool, bool]:
+        """(every replica has a batch, some replica wants to stop); one tiny all-reduce per step."""
+        if self.world == 1:
+            return have, stop
+        import torch
+        import torch.distributed as dist
+
+        flags = torch.tensor([float(not have), float(stop)], device=self.device)
+        dist.all_reduce(flags)
+        missing, stopping = flags.tolist()
+        return missing == 0, stopping > 0
+
+    def digest(self) -> dict:
+        """A fingerprint of this replica's whole learner state (networks, optimizer), to check replicas agree."""
+        import hashlib
+
+        import torch
+
+        h = hashlib.sha256()
+
+        def walk(x):
+            if isinstance(x, torch.Tensor):
+                h.update(x.detach().cpu().contiguous().numpy().tobytes())
+            elif isinstance(x, dict):
+                for k in sorted(x, key=str):
+                    if k != "torch_rng":
+                        walk(x[k])
+            elif isinstance(x, (list, tuple)):
+                for v in x:
+                    walk(v)
+            else:
+                h.update(repr(x).encode())
+
+        walk(self.learner.state_dict())
+        return {"rank": self.rank, "steps": self.steps, "sha256": h.hexdigest(), "loss": self.last_stats.get("loss")}
+
+    # --- training --------------------------------------------------------------------------------
     def publish(self) -> list:
         """One ray.put of the CPU weights, shared by every agent and the evaluator."""
         return [(self.steps, ray.put(self.learner.weights()))]
+
+    def _fetch(self):
+        """The next batch from the loaders, staged on the device; None if the replay held it back."""
+        for loader, update in self.returns:
+            self.queue.give_back(loader, update)
+        self.returns = []
+        i, ref = self.queue.next()
+        try:
+            batch = ray.get(ref)
+        except ray.exceptions.RayActorError:   # the loader died; Ray restarts it, ask it again
+            batch = None
+        if batch is None:
+            self.returns.append((i, None))
+            return None
+        return i, self.stage(batch)
 
     def train(self, seconds: float) -> dict:
         if self.queue is None:
@@ -105,22 +232,26 @@ class Learner(LearnerLoop):
         stats: dict[str, list[float]] = {}
         updates = 0
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            i, ref = self.queue.next(*self.last)
-            try:
-                batch = ray.get(ref)
-            except ray.exceptions.RayActorError:   # the loader died; Ray restarts it, ask it again
-                batch = None
-            if batch is None:
-                self.last = (None, i)
+        while True:
+            stop = time.monotonic() >= deadline
+            if self.held is None and not stop:
+                self.held = self._fetch()
+            go, stop = self._agree(self.held is not None, stop)
+            if stop:
+                break
+            if not go:
                 continue
-            step_stats, update = self.train_on(batch)
+            i, staged = self.held
+            # the next batch is fetched and its copy to the device started before this update runs
+            self.held = self._fetch() if time.monotonic() < deadline else None
+            step_stats, update = self.train_staged(staged)
+            self.returns.append((i, update if self.prioritized else None))
             updates += 1
             for k, v in step_stats.items():
                 stats.setdefault(k, []).append(v)
-            self.last = (update if self.prioritized else None, i)
-        out = {"steps": self.steps, "updates": updates, "stats": {k: float(np.mean(v)) for k, v in stats.items()}}
-        if self.publish_due():
+        self.last_stats = {k: float(np.mean(v)) for k, v in stats.items()}
+        out = {"steps": self.steps, "updates": updates, "stats": self.last_stats}
+        if self.rank == 0 and self.publish_due():
             out["weights"] = self.publish()
         return out
 
@@ -144,12 +275,13 @@ def init_ray(cfg: Config) -> bool:
     if ray.is_initialized():
         return False
     common = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
-    if cfg.run.address:
-        ray.init(address=cfg.run.address, **common)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # workers import agents/, buffers/, ...
+    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    if cfg.run.address:   # the project sits at the same path on every node (or is pip-installed there)
+        ray.init(address=cfg.run.address, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **common)
         return True
     os.environ.pop("RAY_ADDRESS", None)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # workers import agents/, buffers/, ...
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    os.environ["PYTHONPATH"] = pythonpath
     ray.init(address="local", num_cpus=cfg.run.num_cpus or os.cpu_count(),
              num_gpus=cfg.run.num_gpus or None, **common)
     return True
@@ -177,11 +309,12 @@ def replay_bytes_per_transition(cfg: Config, info: EnvInfo, steps: int = 600) ->
 def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
     """Refuse a replay that cannot fit in the memory Ray reports for its largest node."""
     per = replay_bytes_per_transition(cfg, info)
-    need = per * cfg.replay.replay_size
+    need = per * cfg.replay.replay_size / cfg.replay.replay_shards   # shards may sit on different nodes
     nodes = [n.get("Resources", {}).get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
     have = max(nodes, default=0.0)
     if have and need > 0.9 * have:
-        raise UsageError(f"a replay of {cfg.replay.replay_size:,} transitions needs about {need / 1e9:,.1f} GB "
+        raise UsageError(f"a replay of {cfg.replay.replay_size:,} transitions "
+                         f"({cfg.replay.replay_shards} shard(s)) needs about {need / 1e9:,.1f} GB per shard "
                          f"({per:,.0f} B per transition, measured on random play), more than the "
                          f"{have / 1e9:,.1f} GB Ray reports for its largest node; lower --replay_size")
 
@@ -239,9 +372,9 @@ class RoleDied(RuntimeError):
         self.role, self.checkpoint = role, checkpoint
 
 
-def _dead_role(replay, learner) -> str | None:
-    """Which of the two actors the run cannot do without has died, if any."""
-    for name, actor in (("Replay", replay), ("Learner", learner)):
+def _dead_role(replays: list, learners: list) -> str | None:
+    """Which of the actors the run cannot do without has died, if any."""
+    for name, actor in [("Replay", r) for r in replays] + [("Learner", lr) for lr in learners]:
         try:
             ray.get(actor.__ray_ready__.remote(), timeout=10)
         except ray.exceptions.GetTimeoutError:
@@ -251,16 +384,17 @@ def _dead_role(replay, learner) -> str | None:
     return None
 
 
-def save_learner(learner, cfg: Config, modeldir: str, counters: dict, replay=None) -> str:
-    """Checkpoint the learner as iter_<learner_steps>.pt; given `replay`, save it beside (newest only:
-    each replay file can be hundreds of MB)."""
+def save_learner(learner, cfg: Config, modeldir: str, counters: dict, replays: list | None = None) -> str:
+    """Checkpoint the learner as iter_<learner_steps>.pt; given `replays` (the shards), save them beside
+    (newest only: each replay file can be hundreds of MB)."""
     state = ray.get(learner.state_dict.remote())
     path = os.path.join(modeldir, f"iter_{int(state['steps'])}.pt")
-    if replay is not None:
+    if replays:
         os.makedirs(modeldir, exist_ok=True)
-        ray.get(replay.save.remote(replay_path(path)))
+        mine = [replay_path(path, k, len(replays)) for k in range(len(replays))]
+        ray.get([r.save.remote(p) for r, p in zip(replays, mine)])
         for old in os.listdir(modeldir):
-            if old.endswith(".replay.npz") and os.path.join(modeldir, old) != replay_path(path):
+            if ".replay" in old and old.endswith(".npz") and os.path.join(modeldir, old) not in mine:
                 os.remove(os.path.join(modeldir, old))
     return save_checkpoint(path, cfg, state, {**counters, "learner_steps": int(state["steps"])})
 
@@ -316,34 +450,42 @@ def train(cfg: Config, given: set) -> dict:
     actors = []
     reporter = Reporter(logdir, cfg.run.status_period)
     try:
-        replay = ray.remote(Replay).options(num_cpus=0).remote(cfg, info)
+        shards = cfg.replay.replay_shards
+        replays = [ray.remote(Replay).options(num_cpus=0, scheduling_strategy="SPREAD").remote(
+            shard_config(cfg, k), info) for k in range(shards)]
         restartable = {"num_cpus": 0, "max_restarts": -1}
-        loaders = [ray.remote(Loader).options(**restartable).remote(replay, cfg)
-                   for _ in range(cfg.run.num_loaders)]
+        loaders = [ray.remote(Loader).options(**restartable).remote(replays, cfg, cfg.run.seed + j)
+                   for j in range(cfg.run.num_loaders)]
         device = "cuda" if cfg.run.num_gpus > 0 else "cpu"
-        learner = ray.remote(Learner).options(num_cpus=0, num_gpus=min(cfg.run.num_gpus, 1)).remote(
-            cfg, info, loaders, device)
+        world = cfg.run.replicas
+        learners = [ray.remote(Learner).options(num_cpus=0, num_gpus=min(cfg.run.num_gpus, 1)).remote(
+            cfg, info, loaders[r::world], device, r, world) for r in range(world)]
+        learner = learners[0]
+        if world > 1:
+            address = ray.get(learner.rendezvous.remote())
+            ray.get([lr.join.remote(address) for lr in learners])
         if ckpt is not None:
             try:
-                ray.get(learner.load_state_dict.remote(ckpt["learner"]))
+                ray.get([lr.load_state_dict.remote(ckpt["learner"]) for lr in learners])
             except ray.exceptions.RayTaskError as e:
                 raise UsageError(f"checkpoint {cfg.run.resume!r} does not fit this network: "
                                  f"{str(e.cause).splitlines()[0][:160]}") from None
-            if os.path.exists(replay_path(cfg.run.resume)):
+            saved = [replay_path(cfg.run.resume, k, shards) for k in range(shards)]
+            if all(os.path.exists(p) for p in saved):
                 try:
-                    ray.get(replay.load.remote(replay_path(cfg.run.resume)))
+                    ray.get([r.load.remote(p) for r, p in zip(replays, saved)])
                 except ray.exceptions.RayTaskError as e:
-                    raise UsageError(f"replay {replay_path(cfg.run.resume)!r} cannot be restored: "
+                    raise UsageError(f"replay {saved[0]!r} cannot be restored: "
                                      f"{str(e.cause).splitlines()[0][:160]}") from None
         weights = ray.get(learner.publish.remote())
         agents = [ray.remote(Agent).options(**restartable, scheduling_strategy="SPREAD").remote(
-            i, cfg, info, replay, counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
+            i, cfg, info, replays[i % shards], counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
         evaluator = ray.remote(Evaluator).options(**restartable).remote(cfg, info)
-        actors = [replay, *loaders, learner, *agents, evaluator]
+        actors = [*replays, *loaders, *learners, *agents, evaluator]
         try:
-            result = _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, modeldir, stop)
+            result = _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter, modeldir, stop)
         except ray.exceptions.RayError as e:
-            role = _dead_role(replay, learner)
+            role = _dead_role(replays, learners)
             if role is None:
                 raise
             # the learner's weights are still there if the replay died: save them first
@@ -366,18 +508,25 @@ def train(cfg: Config, given: set) -> dict:
             signal.signal(s, h)
 
 
-def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, modeldir, stop) -> dict:
+def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter, modeldir, stop) -> dict:
     run = cfg.run
+    learner = learners[0]
+    others: list = []   # replicas 1.. train in rounds with replica 0: every round goes to all of them
     t0 = time.monotonic() - counters["wall_s"]
     pending = {}
     for i, agent in enumerate(agents):
         pending[agent.run_chunk.remote(cfg.alg.sync_period, weights, counters["agent_steps"][i])] = ("agent", i)
-    pending[learner.train.remote(LEARNER_CHUNK_S)] = ("learner", None)
+    def train_round():
+        pending[learner.train.remote(LEARNER_CHUNK_S)] = ("learner", None)
+        others[:] = [lr.train.remote(LEARNER_CHUNK_S) for lr in learners[1:]]
+
+    train_round()
     learner_steps = 0
     next_save = None
     next_eval = counters["env_steps"] + run.eval_period if run.eval_period else None
     eval_call, last_ckpt, replay_stats = None, None, {}
     agent_pids: dict[int, int] = {}
+    agent_nodes: dict[int, str] = {}
 
     def evaluated(returns):
         mean = float(np.mean(returns))
@@ -388,7 +537,7 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
 
     def checkpoint():
         counters["wall_s"] = time.monotonic() - t0
-        return save_learner(learner, cfg, modeldir, counters, replay if cfg.run.save_replay else None)
+        return save_learner(learner, cfg, modeldir, counters, replays if cfg.run.save_replay else None)
 
     while stop.signal is None:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
@@ -410,6 +559,7 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
                 if agent_pids.get(i, res["pid"]) != res["pid"]:   # a new process: the agent was restarted
                     counters["agent_restarts"] += 1
                 agent_pids[i] = res["pid"]
+                agent_nodes[i] = res["node"]
                 counters["env_steps"] += res["steps"] - counters["agent_steps"][i]
                 counters["agent_steps"][i] = res["steps"]
                 for raw, clipped in res["returns"]:
@@ -419,6 +569,7 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
                 pending[agents[i].run_chunk.remote(cfg.alg.sync_period, weights,
                                                    counters["agent_steps"][i])] = ("agent", i)
             elif kind == "learner":
+                ray.get(others)   # the replicas stop with replica 0 (they agree on it)
                 learner_steps = res["steps"]
                 if next_save is None:
                     next_save = (learner_steps // run.save_period + 1) * run.save_period
@@ -426,7 +577,7 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
                     reporter.learner(counters["env_steps"], res["stats"])
                 if "weights" in res:
                     weights = res["weights"]
-                pending[learner.train.remote(LEARNER_CHUNK_S)] = ("learner", None)
+                train_round()
                 if learner_steps >= next_save:
                     last_ckpt = checkpoint()
                     next_save = (learner_steps // run.save_period + 1) * run.save_period
@@ -439,7 +590,7 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
             next_eval = counters["env_steps"] + run.eval_period
         wall = time.monotonic() - t0
         if reporter.due():
-            replay_stats = ray.get(replay.stats.remote())
+            replay_stats = merge_replay_stats(ray.get([r.stats.remote() for r in replays]))
             reporter.status(counters["env_steps"], learner_steps, replay_stats, run.max_steps, wall)
         if (counters["env_steps"] >= run.max_steps or (run.max_time and wall >= run.max_time)
                 or (counters["last_eval_return"] is not None and counters["last_eval_return"] >= run.stop_return)):
@@ -453,9 +604,11 @@ def _loop(cfg, counters, agents, learner, replay, evaluator, weights, reporter, 
             evaluated(ray.get(evaluator.evaluate.remote(ray.get(learner.publish.remote()), run.eval_episodes)))
     last_ckpt = checkpoint()
     learner_steps = int(ray.get(learner.state_dict.remote())["steps"])
-    replay_stats = ray.get(replay.stats.remote())
+    replay_stats = merge_replay_stats(ray.get([r.stats.remote() for r in replays]))
     reporter.status(counters["env_steps"], learner_steps, replay_stats, run.max_steps, time.monotonic() - t0)
-    return {"env_steps": counters["env_steps"], "learner_steps": learner_steps,
+    replicas = ray.get([lr.digest.remote() for lr in learners]) if len(learners) > 1 else None
+    return {"env_steps": counters["env_steps"], "learner_steps": learner_steps, "learner_replicas": replicas,
+            "agent_nodes": len(set(agent_nodes.values())),
             "wall_s": round(time.monotonic() - t0, 2), "episodes": counters["episodes"],
             "best_eval_return": counters["best_eval_return"], "last_eval_return": counters["last_eval_return"],
             "agent_restarts": counters["agent_restarts"], "replay_size": replay_stats["size"],

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from agents.optim import gradient_step
 from buffers.records import SequenceBatch
 from networks.recurrent import RecurrentQNetwork
 
@@ -120,6 +121,7 @@ class R2D2Learner:
         self.target.requires_grad_(False)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, eps=adam_eps)
         self.steps = 0
+        self.grad_sync = None   # set by data-parallel replicas: averages gradients before clipping
 
     def to_device(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
         def t(x):
@@ -150,10 +152,7 @@ class R2D2Learner:
         loss, priorities, _ = r2d2_loss_and_priorities(
             q_online, q_target, b["action"], b["reward"], b["discount"], b["length"], b["weights"],
             self.burn_in, self.nstep, self.eta, self.rescale_eps)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.clip_norm)
-        self.opt.step()
+        gradient_step(loss, self.net, self.opt, self.clip_norm, self.grad_sync)
         self.steps += 1
         if self.steps % self.target_period == 0:
             self.target.load_state_dict(self.net.state_dict())

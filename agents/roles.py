@@ -9,12 +9,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from agents.algorithms import algorithm, decoder_for, make_learner, make_memory
+from agents.algorithms import algorithm, make_learner, make_memory
 from agents.config import Config
 from agents.policies import Policy
 from buffers import PriorityUpdate, Push, SampledBatch, decode_batch
 from buffers.frames import FrameDecoder
 from buffers.rate_limiter import RateLimiter
+from buffers.shards import concat_batches, reweight, split_counts
 from envs import EnvInfo, make_env
 
 
@@ -52,7 +53,14 @@ class ReplayServer:
         if not self.limiter.can_sample(batch_size):
             return None
         self.limiter.sampled += batch_size
-        return self.memory.sample(batch_size)
+        sb = self.memory.sample(batch_size)
+        m = self.memory
+        sb.probs, sb.mass, sb.size, sb.beta = m.last_probs, m.mass, len(m), getattr(m, "beta", 1.0)
+        return sb
+
+    def mass(self) -> float:
+        """This replay's sampling mass (priority total, or size), for loaders that sample across shards."""
+        return self.memory.mass
 
     def update_priorities(self, update: PriorityUpdate) -> int:
         return self.memory.update_priorities(update.ids, update.priority)
@@ -135,6 +143,34 @@ class EnvRunner:
             self.wait()
 
 
+class ShardedSampler:
+    """Draws one batch across K replay shards: items per shard in proportion to their masses; parts that
+    arrive while another shard's rate limiter holds its part back are kept until the batch is whole."""
+
+    def __init__(self, request: Callable[[list[tuple[int, int]]], list], masses: Callable[[], list[float]],
+                 num_shards: int, prioritized: bool, seed: int = 0):
+        self.request, self.masses, self.num_shards, self.prioritized = request, masses, num_shards, prioritized
+        self.rng = np.random.default_rng(seed)
+        self.missing: dict[int, int] | None = None
+        self.parts: dict = {}
+
+    def __call__(self, batch_size: int) -> list | None:
+        """The batch's parts (global ids, merged importance weights), or None while one is held back."""
+        if self.missing is None:
+            counts = split_counts(batch_size, self.masses(), self.rng)
+            self.missing = {k: int(c) for k, c in enumerate(counts) if c > 0}
+            self.parts = {}
+        wanted = sorted(self.missing.items())
+        for (k, _), sb in zip(wanted, self.request(wanted)):
+            if sb is not None:
+                self.parts[k] = sb
+                del self.missing[k]
+        if self.missing:
+            return None
+        self.missing = None
+        return reweight(self.parts, self.num_shards, self.prioritized)
+
+
 class BatchLoader:
     """Samples from the replay, decodes and stacks; forwards the learner's priority updates."""
 
@@ -159,28 +195,80 @@ class BatchLoader:
                 return None
             time.sleep(pause)
             pause = min(pause * 2, 0.1)   # back off while the replay fills or the agents catch up
-        if sb.frame_shape and self.decoder.frame_shape != tuple(sb.frame_shape):
-            self.decoder = FrameDecoder(sb.frame_shape)
+        parts = sb if isinstance(sb, list) else [sb]
+        if parts[0].frame_shape and self.decoder.frame_shape != tuple(parts[0].frame_shape):
+            self.decoder = FrameDecoder(parts[0].frame_shape)
         self.batches += 1
-        return self.decode(sb, self.decoder)
+        return concat_batches([self.decode(p, self.decoder) for p in parts])
+
+
+class Stager:
+    """Moves a decoded batch to the learner's device. On a GPU: through pinned host buffers (two sets,
+    reused) with non-blocking copies on a side stream, so the next batch travels while the current
+    update runs; the update waits on the copy's event. On the CPU: the arrays as tensors, no copy."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.stream = torch.cuda.Stream(device) if self.cuda else None
+        self.pools: list[dict] = [{}, {}]
+        self.turn = 0
+
+    def _pinned(self, batch):
+        pool = self.pools[self.turn]
+        self.turn ^= 1
+        fields = {}
+        for name, value in vars(batch).items():
+            if isinstance(value, np.ndarray) and value.dtype != object:
+                buf = pool.get(name)
+                if buf is None or buf.shape != value.shape or buf.dtype != torch.from_numpy(value[:0]).dtype:
+                    buf = pool[name] = torch.empty(value.shape, dtype=torch.from_numpy(value[:0]).dtype).pin_memory()
+                buf.copy_(torch.from_numpy(np.ascontiguousarray(value)))   # read-only arrays: copy_ only reads
+                fields[name] = buf
+            else:
+                fields[name] = value
+        return type(batch)(**fields)
+
+    def __call__(self, batch, to_device):
+        """(device tensors, event to wait on or None)."""
+        if not self.cuda:
+            return to_device(batch), None
+        pinned = self._pinned(batch)
+        with torch.cuda.stream(self.stream):
+            dev = to_device(pinned)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        for t in dev.values():   # the update runs on the default stream: keep the memory until it has
+            t.record_stream(torch.cuda.current_stream())
+        return dev, event
 
 
 class LearnerLoop:
-    """Gradient steps on batches that `fetch` returns; priorities go back through `fetch`'s argument."""
+    """Gradient steps on decoded batches: `stage` moves one to the device, `train_staged` updates on it."""
 
     def __init__(self, cfg: Config, info: EnvInfo, device: str = "cpu"):
         torch.manual_seed(cfg.run.seed)
         self.cfg = cfg
+        self.device = torch.device(device)
         self.learner = make_learner(cfg, info, device)
+        self.stager = Stager(self.device)
         self.last_publish = -cfg.alg.publish_period
 
     @property
     def steps(self) -> int:
         return self.learner.steps
 
+    def stage(self, batch):
+        return np.asarray(batch.ids), self.stager(batch, self.learner.to_device)
+
+    def train_staged(self, staged) -> tuple[dict, PriorityUpdate]:
+        ids, (dev, event) = staged
+        if event is not None:
+            torch.cuda.current_stream().wait_event(event)
+        stats, prio = self.learner.update(dev)
+        return stats, PriorityUpdate(ids, prio)
+
     def train_on(self, batch) -> tuple[dict, PriorityUpdate]:
-        stats, prio = self.learner.update(self.learner.to_device(batch))
-        return stats, PriorityUpdate(np.asarray(batch.ids), prio)
+        return self.train_staged(self.stage(batch))
 
     def publish_due(self) -> bool:
         if self.steps - self.last_publish >= self.cfg.alg.publish_period:
@@ -229,10 +317,12 @@ class PrefetchQueue:
         self.inflight: deque = deque()
         for i in range(num_loaders):
             for _ in range(depth):
-                self.inflight.append((i, request(i, None)))
+                self.give_back(i, None)
 
-    def next(self, update_for_last: PriorityUpdate | None, last_loader: int | None):
-        """Issue the next request (carrying the last batch's priority update); return the oldest (loader, request)."""
-        if last_loader is not None:
-            self.inflight.append((last_loader, self.request(last_loader, update_for_last)))
+    def give_back(self, loader: int, update: PriorityUpdate | None) -> None:
+        """Ask `loader` for another batch, carrying the priority update of its last one (or None)."""
+        self.inflight.append((loader, self.request(loader, update)))
+
+    def next(self):
+        """The oldest request: (loader, request)."""
         return self.inflight.popleft()

@@ -3,7 +3,13 @@ agent-side writer and loader-side decoding. No torch, no Ray."""
 from buffers.loader import decode_batch
 from buffers.nstep import NStepAdder, NStepTransition
 from buffers.records import Batch, PriorityUpdate, Push, SampledBatch
-from buffers.replay import PrioritizedReplay, UniformReplay, importance_weights, linear_schedule, make_replay
+from buffers.replay import (
+           PrioritizedReplay,
+           UniformReplay,
+           importance_weights,
+           linear_schedule,
+           make_replay,
+)
 from buffers.sum_tree import SumTree
 from buffers.writer import StreamWriter, td_priority
 

@@ -1,7 +1,6 @@
 """Loader side: turn a SampledBatch (frames still compressed) into a Batch of contiguous numpy arrays."""
 from __future__ import annotations
 
-
 from buffers.frames import FrameDecoder
 from buffers.records import Batch, SampledBatch
 

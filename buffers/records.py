@@ -42,6 +42,11 @@ class SampledBatch:
     obs_index: np.ndarray | None = None  # int32 [B, S] rows of the decoded frames forming obs
     next_index: np.ndarray | None = None
     frame_shape: tuple = ()
+    # how it was drawn, for loaders that merge the batches of several replay shards
+    probs: np.ndarray | None = None      # float64 [B] each item's probability within its replay
+    mass: float = 0.0                    # the replay's sampling mass: its priority total (pmdb) or size
+    size: int = 0                        # items in the replay
+    beta: float = 1.0                    # the replay's importance-sampling exponent now
 
 
 @dataclass
@@ -112,6 +117,11 @@ class SampledSequences:
     blob_dict: np.ndarray | None = None  # int32 [U]
     obs_index: np.ndarray | None = None  # int32 [B, L+1, S] rows of the decoded frames forming each stack
     frame_shape: tuple = ()
+    # how it was drawn, for loaders that merge the batches of several replay shards
+    probs: np.ndarray | None = None      # float64 [B] each item's probability within its replay
+    mass: float = 0.0                    # the replay's sampling mass: its priority total (pmdb) or size
+    size: int = 0                        # items in the replay
+    beta: float = 1.0                    # the replay's importance-sampling exponent now
 
 
 @dataclass

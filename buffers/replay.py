@@ -97,7 +97,13 @@ class RingReplay:
         pass
 
     def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        self.last_probs = np.full(batch_size, 1.0 / len(self))
         return self.rng.integers(0, len(self), batch_size), np.ones(batch_size, dtype=np.float32)
+
+    @property
+    def mass(self) -> float:
+        """What a sharded loader divides a batch by: the sum of sampling weights (uniform: the size)."""
+        return float(len(self))
 
     def _sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Slots and importance weights of `batch_size` items drawn from a non-empty replay."""
@@ -167,6 +173,10 @@ class Prioritized:
         return super().nbytes + self.tree.tree.nbytes
 
     @property
+    def mass(self) -> float:
+        return float(self.tree.total)
+
+    @property
     def beta(self) -> float:
         return linear_schedule(self.sample_calls, self.beta0, 1.0, self.beta_steps)
 
@@ -185,7 +195,8 @@ class Prioritized:
             bad = prio <= 0
             slots[bad] = self.tree.find(self.rng.random(int(bad.sum())) * self.tree.total)
             prio = self.tree.get(slots)
-        weights = importance_weights(prio / self.tree.total, len(self), self.beta)
+        self.last_probs = prio / self.tree.total
+        weights = importance_weights(self.last_probs, len(self), self.beta)
         self.sample_calls += 1
         return slots, weights
 

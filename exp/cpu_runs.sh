@@ -15,12 +15,15 @@ declare -A RUNS=(
   [pendulum_ddpg]="Pendulum-v1 --alg=DDPG --buffer=pmdb --num_agents=2 --max_steps=20000 --replay_start=1000 --speed=64 --eval_period=2000 --eval_episodes=5"
   [pendulum_d4pg]="Pendulum-v1 --alg=D4PG --buffer=mmdb --num_agents=2 --max_steps=20000 --replay_start=1000 --speed=64 --v_min=-1000 --v_max=0 --eval_period=2000 --eval_episodes=5"
 )
+env=""
 for name in cartpole_dqn cartpole_ddqn cartpole_ddqn_pmdb cartpole_r2d2 pendulum_ddpg pendulum_d4pg; do
   for seed in $SEEDS; do
     args=${RUNS[$name]}
     env=${args%% *}
-    python main.py $args --seed=$seed --suffix=${name}_s$seed --logdir=$LOGS --status_period=30 > /tmp/${name}_s$seed.log 2>&1
-    summary=$(tail -n 1 /tmp/${name}_s$seed.log)
+    summary=$LOGS/$env/${name}_s$seed/summary.json
+    if [ ! -f "$summary" ]; then   # a finished run is not repeated
+      python main.py $args --seed=$seed --suffix=${name}_s$seed --logdir=$LOGS --status_period=30 > /tmp/${name}_s$seed.log 2>&1
+    fi
     ckpt=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$summary")
     python main.py $env --test --record --test_episodes=10 --resume="$ckpt" --logdir=$LOGS | tail -n 1
   done
