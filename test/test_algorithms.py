@@ -108,3 +108,44 @@ def test_r2d2_on_pong_through_lz4_sequences(ray_session, tmp_path):
     assert summary["env_steps"] >= 2000 and summary["learner_steps"] > 0 and summary["replay_size"] > 0
     acc = EventAccumulator(f"{tmp_path}/logs/Pong/r2d2pong").Reload()
     assert acc.Scalars("replay/bytes")[-1].value > 0 and "losses/loss" in acc.Tags()["scalars"]
+
+
+def test_r2d2_agents_store_the_lstm_state_they_had_at_each_sequence_start():
+    """Through the agent's own loop (no Ray): a sequence that starts an episode stores zeros; a later one
+    stores exactly the state the agent's network reaches by unrolling the previous sequence's first
+    seq_len - overlap steps from that sequence's stored state."""
+    import numpy as np
+    import torch
+
+    from agents.roles import EnvRunner
+    from envs import env_info
+
+    cfg, _ = parse_args([MEMORY_ENV, "--alg=R2D2", "--buffer=pmdb", "--seq_len=4", "--overlap=2", "--burn_in=0",
+                         "--lstm=16", "--num_agents=2"])
+    pushes = []
+    runner = EnvRunner(1, cfg, env_info(MEMORY_ENV), send=lambda p: pushes.extend(p) or True, push_period=10 ** 6)
+    torch.manual_seed(1)
+    net = runner.policy.net
+    for p in net.parameters():            # weights far from zero, so the states are far from zero too
+        p.data.normal_(0.0, 0.5)
+    runner.run(60)
+    push = pushes[0]
+    frames, first, period = push.frames, push.first, 2
+    checked = 0
+    for s in range(len(push.start)):
+        start = int(push.start[s]) - push.frame_base
+        if first[start]:
+            assert np.all(push.state[s] == 0)
+            continue
+        prev = [j for j in range(len(push.start)) if int(push.start[j]) - push.frame_base == start - period]
+        assert prev, "overlapping sequences of one episode start every seq_len - overlap steps"
+        j = prev[0]
+        obs = torch.as_tensor(frames[start - period:start])[None]                       # [1, 2, D]
+        pa = torch.as_tensor([[push.prev_action[j], push.action[j][0]]])
+        pr = torch.as_tensor([[push.prev_reward[j], push.reward[j][0]]], dtype=torch.float32)
+        state = torch.as_tensor(push.state[j])
+        with torch.no_grad():
+            _, (h, c) = net(obs, pa, pr, (state[0:1], state[1:2]))
+        np.testing.assert_allclose(push.state[s], torch.cat([h, c]).numpy(), atol=1e-5)
+        checked += 1
+    assert checked >= 5
