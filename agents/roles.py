@@ -3,6 +3,7 @@ wraps each as a Ray actor (Agent, Replay, Loader, Learner, Evaluator) and suppli
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from typing import Callable
 
@@ -219,10 +220,13 @@ class Stager:
         fields = {}
         for name, value in vars(batch).items():
             if isinstance(value, np.ndarray) and value.dtype != object:
+                dtype = torch.from_numpy(np.empty(0, value.dtype)).dtype
                 buf = pool.get(name)
-                if buf is None or buf.shape != value.shape or buf.dtype != torch.from_numpy(value[:0]).dtype:
-                    buf = pool[name] = torch.empty(value.shape, dtype=torch.from_numpy(value[:0]).dtype).pin_memory()
-                buf.copy_(torch.from_numpy(np.ascontiguousarray(value)))   # read-only arrays: copy_ only reads
+                if buf is None or tuple(buf.shape) != value.shape or buf.dtype != dtype:
+                    buf = pool[name] = torch.empty(value.shape, dtype=dtype).pin_memory()
+                with warnings.catch_warnings():   # arrays from Ray's object store are read-only; copy_ only reads
+                    warnings.simplefilter("ignore", UserWarning)
+                    buf.copy_(torch.from_numpy(value))
                 fields[name] = buf
             else:
                 fields[name] = value
