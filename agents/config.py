@@ -44,6 +44,7 @@ class RunConfig:
     learner_replicas: int = _f(1, "learner replicas in data parallel, each with its own loaders (CPU: gloo); "
                                   "--num_gpus N > 1 makes N replicas, one GPU each (NCCL)")
     address: str = _f("", "join an existing Ray cluster (auto or HOST:PORT); empty starts a local Ray")
+    dashboard: bool = _f(False, "start Ray's dashboard (local Ray only), bound to 127.0.0.1:8265; off by default")
     num_cpus: int = _f(0, "CPUs Ray may use when it starts locally (0: all of this machine's)")
     seed: int = _f(0, "random seed; agent i uses seed + i")
     logdir: str = _f("logs", "TensorBoard root; runs go to <logdir>/<env>/<suffix>")

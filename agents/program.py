@@ -282,6 +282,11 @@ def init_ray(cfg: Config) -> bool:
         return True
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["PYTHONPATH"] = pythonpath
+    if cfg.run.dashboard:   # never on a public interface: reach it from elsewhere through an SSH tunnel
+        import importlib.util
+        if importlib.util.find_spec("aiohttp") is None:
+            raise UsageError("--dashboard needs Ray's dashboard packages: pip install 'ray[default]'")
+        common.update(include_dashboard=True, dashboard_host="127.0.0.1")
     ray.init(address="local", num_cpus=cfg.run.num_cpus or os.cpu_count(),
              num_gpus=cfg.run.num_gpus or None, **common)
     return True
