@@ -63,11 +63,11 @@ class RunConfig:
 @dataclass
 class ReplayConfig:
     buffer: str = _f("pmdb", "replay: mmdb (uniform) or pmdb (proportional prioritized)", choices=BUFFERS)
-    replay_size: int = _f(1_000_000, "replay capacity in transitions")
-    replay_start: int = _f(20_000, "transitions in replay before the learner starts")
+    replay_size: int = _f(1_000_000, "replay capacity in transitions (R2D2: steps, held as sequences of seq_len - overlap new steps each)")
+    replay_start: int = _f(20_000, "transitions in replay before the learner starts (R2D2: sequences)")
     replay_shards: int = _f(1, "replay actors; agent i writes to shard i %% K, loaders sample across shards in "
                                "proportion to their sizes (pmdb: priority totals); shards spread over nodes")
-    speed: float = _f(8.0, "replay ratio: transitions sampled per transition inserted, held by a rate limiter")
+    speed: float = _f(8.0, "replay ratio: transitions sampled per transition inserted (R2D2: sequences), held by a rate limiter")
     alpha: float = _f(0.6, "pmdb priority exponent")
     beta0: float = _f(0.4, "pmdb initial importance-sampling exponent, annealed to 1")
     beta_steps: int = _f(200_000, "learner steps over which beta anneals to 1")
