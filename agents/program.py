@@ -29,11 +29,14 @@ from agents.roles import (
     LearnerLoop,
     PrefetchQueue,
     ReplayServer,
+    ShardedSampler,
 )
+from buffers.shards import route_update
 from envs import EnvInfo, env_info
 
 PUSHES_IN_FLIGHT = 4
 LEARNER_CHUNK_S = 0.5
+LOADER_DOWN_S = 60.0   # a loader dead this long is not being restarted: stop the learner
 
 
 class Replay(ReplayServer):
@@ -147,6 +150,7 @@ class Learner(LearnerLoop):
         self.held = None            # (loader, staged batch): fetched, moved to the device, not trained yet
         self.prioritized = cfg.replay.buffer == "pmdb"
         self.last_stats: dict = {}
+        self.loader_down: dict[int, float] = {}   # loader -> when it was first found dead
 
     # --- data parallel ---------------------------------------------------------------------------
     def rendezvous(self) -> str:
@@ -219,7 +223,12 @@ class Learner(LearnerLoop):
         i, ref = self.queue.next()
         try:
             batch = ray.get(ref)
-        except ray.exceptions.RayActorError:   # the loader died; Ray restarts it, ask it again
+            self.loader_down.pop(i, None)
+        except ray.exceptions.RayActorError as e:   # the loader died; Ray restarts it, ask it again
+            since = self.loader_down.setdefault(i, time.monotonic())
+            if time.monotonic() - since > LOADER_DOWN_S:   # it does not come back (its constructor fails)
+                raise RuntimeError(f"loader {i} has been dead for {LOADER_DOWN_S:.0f} s: {e}") from None
+            time.sleep(0.05)
             batch = None
         if batch is None:
             self.returns.append((i, None))
