@@ -333,6 +333,17 @@ def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
                          f"{have / 1e9:,.1f} GB Ray reports for its largest node; lower --replay_size")
 
 
+def spread(i: int):
+    """Actor i's placement: round-robin over the cluster's live nodes with CPUs (soft, so Ray may place it
+    elsewhere if that node is gone). Ray's SPREAD does not spread actors that reserve no CPU."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
+    if len(nodes) < 2:
+        return "DEFAULT"
+    return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
+
+
 def command_line(cfg: Config, given: set) -> str:
     """The command that reproduces this run: the env and every flag the user gave."""
     flags = []
@@ -465,7 +476,7 @@ def train(cfg: Config, given: set) -> dict:
     reporter = Reporter(logdir, cfg.run.status_period)
     try:
         shards = cfg.replay.replay_shards
-        replays = [ray.remote(Replay).options(num_cpus=0, scheduling_strategy="SPREAD").remote(
+        replays = [ray.remote(Replay).options(num_cpus=0, scheduling_strategy=spread(k)).remote(
             shard_config(cfg, k), info) for k in range(shards)]
         restartable = {"num_cpus": 0, "max_restarts": -1}
         loaders = [ray.remote(Loader).options(**restartable).remote(replays, cfg, cfg.run.seed + j)
@@ -492,7 +503,7 @@ def train(cfg: Config, given: set) -> dict:
                     raise UsageError(f"replay {saved[0]!r} cannot be restored: "
                                      f"{str(e.cause).splitlines()[0][:160]}") from None
         weights = ray.get(learner.publish.remote())
-        agents = [ray.remote(Agent).options(**restartable, scheduling_strategy="SPREAD").remote(
+        agents = [ray.remote(Agent).options(**restartable, scheduling_strategy=spread(i)).remote(
             i, cfg, info, replays[i % shards], counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
         evaluator = ray.remote(Evaluator).options(**restartable).remote(cfg, info)
         actors = [*replays, *loaders, *learners, *agents, evaluator]

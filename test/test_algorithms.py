@@ -69,10 +69,10 @@ def test_d4pg_runs_resumes_and_continues_its_counters(ray_session, tmp_path):
     first = train(cfg, given)
     assert first["learner_steps"] > 0 and os.path.exists(first["checkpoint"])
     assert "D4PG_mlp256" in first["checkpoint"]
-    cfg, given = parse_args(train_args(tmp_path, "Pendulum-v1", "--max_steps=4000", f"--resume={first['checkpoint']}"))
+    cfg, given = parse_args(train_args(tmp_path, "Pendulum-v1", "--max_steps=6000", f"--resume={first['checkpoint']}"))
     resumed = train(cfg, given)
     assert cfg.alg.alg == "D4PG" and cfg.alg.v_min == -1000
-    assert resumed["env_steps"] >= 4000 and resumed["learner_steps"] > first["learner_steps"]
+    assert resumed["env_steps"] >= 6000 and resumed["learner_steps"] > first["learner_steps"]
 
 
 R2D2_MEMORY = ["--buffer=pmdb", "--num_agents=2", "--max_steps=20000", "--replay_start=200", "--seed=0",
@@ -90,7 +90,7 @@ def test_r2d2_remembers_the_cue_where_ddqn_stays_at_chance(ray_session, tmp_path
     r2d2 = train(cfg, given)
     assert r2d2["best_eval_return"] >= 0.9, r2d2
     cfg, given = parse_args(train_args(
-        tmp_path, MEMORY_ENV, "--alg=DDQN", *R2D2_MEMORY, "--speed=32", "--eval_episodes=50", "--suffix=ddqn"))
+        tmp_path, MEMORY_ENV, "--alg=DDQN", *R2D2_MEMORY, "--speed=8", "--eval_episodes=50", "--suffix=ddqn"))
     ddqn = train(cfg, given)
     assert ddqn["best_eval_return"] < 0.6, ddqn   # 50 games of a coin flip: sd of the mean 0.14
     code, out, _ = run_main([MEMORY_ENV, "--test", "--test_episodes=20", f"--resume={r2d2['checkpoint']}",

@@ -215,4 +215,4 @@ def test_save_replay_restores_the_replay_on_resume(ray_session, tmp_path):
     cfg, given = parse_args(["CartPole-v1", "--max_steps=3600", f"--resume={first['checkpoint']}", *common])
     resumed = train(cfg, given)
     # without the saved replay it would hold only the ~600 new transitions
-    assert resumed["replay_size"] >= first["replay_size"] + 500
+    assert resumed["replay_size"] >= first["replay_size"] + 400

@@ -83,4 +83,4 @@ def test_a_run_with_two_replay_shards_trains_saves_and_restores_both(ray_session
     assert saved == [first["checkpoint"][:-3] + ".replay0.npz", first["checkpoint"][:-3] + ".replay1.npz"]
     cfg, given = parse_args([*common, "--max_steps=3600", f"--resume={first['checkpoint']}"])
     resumed = train(cfg, given)
-    assert resumed["replay_size"] >= first["replay_size"] + 500
+    assert resumed["replay_size"] >= first["replay_size"] + 400   # restored: without it ~600
