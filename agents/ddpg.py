@@ -8,14 +8,13 @@ the normalised action space [-1, 1]^A; agents map actions to the env's bounds wi
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from agents.optim import gradient_step
+from agents.optim import device_tensor, gradient_step
 from buffers.records import Batch
 from networks.continuous import Actor, Critic
 
@@ -172,9 +171,7 @@ class DDPGLearner:
 
     def to_device(self, batch: Batch) -> dict[str, torch.Tensor]:
         def t(x):
-            with warnings.catch_warnings():   # arrays from Ray's object store are read-only; we never write them
-                warnings.simplefilter("ignore", UserWarning)
-                return torch.as_tensor(x).to(self.device, non_blocking=True)
+            return device_tensor(x, self.device)
         return {"obs": t(batch.obs).float(), "next_obs": t(batch.next_obs).float(),
                 "action": t(batch.action).float(), "ret": t(batch.ret).float(),
                 "discount": t(batch.discount).float(), "weights": t(batch.weights).float()}

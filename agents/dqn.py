@@ -5,13 +5,12 @@ the optimizer. No Ray here.
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.optim import gradient_step
+from agents.optim import OnlineTargetState, device_tensor, gradient_step
 from buffers.records import Batch
 from buffers.replay import linear_schedule
 from networks import QNetwork
@@ -59,7 +58,7 @@ def weighted_huber_loss(q_taken: torch.Tensor, target: torch.Tensor, weights: to
 
 
 # --- learner -------------------------------------------------------------------------------------
-class DQNLearner:
+class DQNLearner(OnlineTargetState):
     """Online and target Q networks, Adam, gradient clipping; one `update` per batch."""
 
     def __init__(self, obs_shape: tuple, num_actions: int, *, double: bool, dueling: bool, norm: str,
@@ -77,9 +76,7 @@ class DQNLearner:
 
     def to_device(self, batch: Batch) -> dict[str, torch.Tensor]:
         def t(x):
-            with warnings.catch_warnings():   # arrays from Ray's object store are read-only; we never write them
-                warnings.simplefilter("ignore", UserWarning)
-                return torch.as_tensor(x).to(self.device, non_blocking=True)
+            return device_tensor(x, self.device)
         return {"obs": t(batch.obs), "next_obs": t(batch.next_obs), "action": t(batch.action).long(),
                 "ret": t(batch.ret), "discount": t(batch.discount), "weights": t(batch.weights)}
 
@@ -98,19 +95,3 @@ class DQNLearner:
             self.target.load_state_dict(self.net.state_dict())
         priorities = (target - q_taken.detach()).abs().cpu().numpy()
         return {"loss": loss.item(), "mean_q": q_taken.detach().mean().item()}, priorities
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The online network's weights on the CPU, for agents and the evaluator."""
-        return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
-
-    def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict(),
-                "steps": self.steps, "torch_rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.target.load_state_dict(state["target"])
-        self.opt.load_state_dict(state["opt"])
-        self.steps = int(state["steps"])
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])

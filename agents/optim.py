@@ -46,3 +46,33 @@ def make_grad_sync(world: int) -> GradSync:
         unflatten_grads(flat, params)
 
     return sync
+
+
+def device_tensor(x, device: torch.device) -> torch.Tensor:
+    """A batch array on the learner's device. Arrays from Ray's object store are read-only; learners never
+    write them, so torch's warning about it is silenced."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.as_tensor(x).to(device, non_blocking=True)
+
+
+class OnlineTargetState:
+    """weights / state_dict / load_state_dict of a learner with `net`, `target`, `opt` and `steps`."""
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The online network's weights on the CPU, for agents and the evaluator."""
+        return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict(),
+                "steps": self.steps, "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.target.load_state_dict(state["target"])
+        self.opt.load_state_dict(state["opt"])
+        self.steps = int(state["steps"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])

@@ -7,13 +7,12 @@ The network learns rescaled values h(Q); acting greedily on them is the same as 
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
-from agents.optim import gradient_step
+from agents.optim import OnlineTargetState, device_tensor, gradient_step
 from buffers.records import SequenceBatch
 from networks.recurrent import RecurrentQNetwork
 
@@ -99,7 +98,7 @@ def r2d2_loss_and_priorities(q_online: torch.Tensor, q_target: torch.Tensor, act
 
 
 # --- learner -------------------------------------------------------------------------------------
-class R2D2Learner:
+class R2D2Learner(OnlineTargetState):
     """Online and target recurrent Q networks, Adam, gradient clipping; one `update` per sequence batch.
 
     update: burn in the online net on o_0..o_{burn_in-1} without gradient from the stored state, unroll
@@ -125,9 +124,7 @@ class R2D2Learner:
 
     def to_device(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
         def t(x):
-            with warnings.catch_warnings():   # arrays from Ray's object store are read-only; we never write them
-                warnings.simplefilter("ignore", UserWarning)
-                return torch.as_tensor(x).to(self.device, non_blocking=True)
+            return device_tensor(x, self.device)
         return {"obs": t(batch.obs), "action": t(batch.action).long(), "reward": t(batch.reward).float(),
                 "discount": t(batch.discount).float(), "length": t(batch.length).long(),
                 "state": t(batch.state).float(), "prev_action": t(batch.prev_action).long(),
@@ -162,19 +159,3 @@ class R2D2Learner:
             mask = (t >= k) & (t < b["length"].unsqueeze(1))
             mean_q = inverse_value_rescale(q_taken[mask], self.rescale_eps).mean().item() if mask.any() else 0.0
         return {"loss": loss.item(), "mean_q": mean_q}, priorities.cpu().numpy()
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The online network's weights on the CPU, for agents and the evaluator."""
-        return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
-
-    def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict(),
-                "steps": self.steps, "torch_rng": torch.get_rng_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.target.load_state_dict(state["target"])
-        self.opt.load_state_dict(state["opt"])
-        self.steps = int(state["steps"])
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])
