@@ -5,7 +5,6 @@ the optimizer. No Ray here.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
