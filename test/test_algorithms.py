@@ -93,9 +93,12 @@ def test_r2d2_remembers_the_cue_where_ddqn_stays_at_chance(ray_session, tmp_path
         tmp_path, MEMORY_ENV, "--alg=DDQN", *R2D2_MEMORY, "--speed=8", "--eval_episodes=50", "--suffix=ddqn"))
     ddqn = train(cfg, given)
     assert ddqn["best_eval_return"] < 0.6, ddqn   # 50 games of a coin flip: sd of the mean 0.14
-    code, out, _ = run_main([MEMORY_ENV, "--test", "--test_episodes=20", f"--resume={r2d2['checkpoint']}",
+    # --test plays the final checkpoint, the weights of the run's last evaluation (not always its best):
+    # the same policy, so the two means agree within noise (20 and 40 games of +-1: sd of the gap <= 0.27)
+    code, out, _ = run_main([MEMORY_ENV, "--test", "--test_episodes=40", f"--resume={r2d2['checkpoint']}",
                              f"--logdir={tmp_path}/logs"], capsys)
-    assert code == 0 and json.loads(out.strip().splitlines()[-1])["mean"] >= 0.8
+    assert code == 0
+    assert abs(json.loads(out.strip().splitlines()[-1])["mean"] - r2d2["last_eval_return"]) <= 0.8, r2d2
 
 
 @pytest.mark.slow
