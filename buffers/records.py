@@ -27,8 +27,17 @@ class Push:
         return len(self.ret)
 
 
+@dataclass(kw_only=True)
+class Drawn:
+    """How a sampled batch was drawn, for loaders that merge the batches of several replay shards."""
+    probs: np.ndarray | None = None      # float64 [B] each item's probability within its replay
+    mass: float = 0.0                    # the replay's sampling mass: its priority total (pmdb) or size
+    size: int = 0                        # items in the replay
+    beta: float = 1.0                    # the replay's importance-sampling exponent now
+
+
 @dataclass
-class SampledBatch:
+class SampledBatch(Drawn):
     """A batch as the replay hands it out: image frames still lz4-compressed, to be decoded by a loader."""
     ids: np.ndarray              # int64 [B] transition ids, for priority updates
     weights: np.ndarray          # float32 [B] importance weights (1 for uniform replay)
@@ -42,11 +51,6 @@ class SampledBatch:
     obs_index: np.ndarray | None = None  # int32 [B, S] rows of the decoded frames forming obs
     next_index: np.ndarray | None = None
     frame_shape: tuple = ()
-    # how it was drawn, for loaders that merge the batches of several replay shards
-    probs: np.ndarray | None = None      # float64 [B] each item's probability within its replay
-    mass: float = 0.0                    # the replay's sampling mass: its priority total (pmdb) or size
-    size: int = 0                        # items in the replay
-    beta: float = 1.0                    # the replay's importance-sampling exponent now
 
 
 @dataclass
@@ -101,7 +105,7 @@ class SequencePush:
 
 
 @dataclass
-class SampledSequences:
+class SampledSequences(Drawn):
     """Sequences as the replay hands them out; image frames still compressed."""
     ids: np.ndarray              # int64 [B]
     weights: np.ndarray          # float32 [B]
@@ -117,11 +121,6 @@ class SampledSequences:
     blob_dict: np.ndarray | None = None  # int32 [U]
     obs_index: np.ndarray | None = None  # int32 [B, L+1, S] rows of the decoded frames forming each stack
     frame_shape: tuple = ()
-    # how it was drawn, for loaders that merge the batches of several replay shards
-    probs: np.ndarray | None = None      # float64 [B] each item's probability within its replay
-    mass: float = 0.0                    # the replay's sampling mass: its priority total (pmdb) or size
-    size: int = 0                        # items in the replay
-    beta: float = 1.0                    # the replay's importance-sampling exponent now
 
 
 @dataclass

@@ -267,12 +267,21 @@ class PrioritizedReplay(Prioritized, UniformReplay):
         self._init_priorities(alpha, beta0, beta_steps, eps)
 
 
-def make_replay(kind: str, capacity: int, obs_shape: tuple, **kwargs) -> UniformReplay:
-    """`mmdb` -> UniformReplay, `pmdb` -> PrioritizedReplay."""
-    kinds = {"mmdb": UniformReplay, "pmdb": PrioritizedReplay}
+PRIORITY_ARGS = ("alpha", "beta0", "beta_steps", "eps")
+
+
+def pick_replay(kind: str, uniform: type, prioritized: type, kwargs: dict) -> type:
+    """The class for buffer `kind` (`mmdb` -> uniform, `pmdb` -> prioritized); drops the priority
+    arguments from `kwargs` when the replay is uniform."""
+    kinds = {"mmdb": uniform, "pmdb": prioritized}
     if kind not in kinds:
         raise ValueError(f"unknown buffer {kind!r}; choose mmdb or pmdb")
     if kind == "mmdb":
-        for k in ("alpha", "beta0", "beta_steps", "eps"):
+        for k in PRIORITY_ARGS:
             kwargs.pop(k, None)
-    return kinds[kind](capacity, obs_shape, **kwargs)
+    return kinds[kind]
+
+
+def make_replay(kind: str, capacity: int, obs_shape: tuple, **kwargs) -> UniformReplay:
+    """`mmdb` -> UniformReplay, `pmdb` -> PrioritizedReplay."""
+    return pick_replay(kind, UniformReplay, PrioritizedReplay, kwargs)(capacity, obs_shape, **kwargs)

@@ -20,7 +20,7 @@ import numpy as np
 
 from buffers.frames import COMPRESSION_LEVEL, KEYFRAME_INTERVAL, FrameDecoder
 from buffers.records import SampledSequences, SequenceBatch, SequencePush
-from buffers.replay import Prioritized, RingReplay
+from buffers.replay import Prioritized, RingReplay, pick_replay
 from buffers.writer import FrameWriter
 
 PriorityFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
@@ -247,13 +247,8 @@ class PrioritizedSequenceReplay(Prioritized, SequenceReplay):
 def make_sequence_replay(kind: str, capacity: int, obs_shape: tuple, seq_len: int, state_size: int,
                          **kwargs) -> SequenceReplay:
     """`mmdb` -> SequenceReplay, `pmdb` -> PrioritizedSequenceReplay."""
-    kinds = {"mmdb": SequenceReplay, "pmdb": PrioritizedSequenceReplay}
-    if kind not in kinds:
-        raise ValueError(f"unknown buffer {kind!r}; choose mmdb or pmdb")
-    if kind == "mmdb":
-        for k in ("alpha", "beta0", "beta_steps", "eps"):
-            kwargs.pop(k, None)
-    return kinds[kind](capacity, obs_shape, seq_len, state_size, **kwargs)
+    cls = pick_replay(kind, SequenceReplay, PrioritizedSequenceReplay, kwargs)
+    return cls(capacity, obs_shape, seq_len, state_size, **kwargs)
 
 
 def decode_sequences(ss: SampledSequences, decoder: FrameDecoder | None = None) -> SequenceBatch:
