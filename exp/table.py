@@ -3,7 +3,9 @@
     python -m exp.table [RUNS ...] [--out exp/README.md] [--plots DIR] [--planned FILE]
 
 RUNS are run folders (with summary.json) or parents of them; default: every logs/*/*/ with a summary.json.
-One table per algorithm, one row per run: game, run folder, replay, score (mean +- std over the --test
+Their small JSON files (summary, config, test) are first copied into the record beside the output,
+`exp/runs/<env>/<suffix>/`, which is committed; the tables are built from the whole record, so a fresh
+checkout regenerates them and a new run adds its row to the others. One table per algorithm, one row per run: game, run folder, replay, score (mean +- std over the --test
 games of test.json, else the best evaluation mean, marked so), env steps, wall time, hardware, the command,
 links to the curves (`<plots>/<env>_<suffix>.png`, else `<plots>/<env>_<group>.png` where a suffix
 `<group>_s<seed>` names one seed of a group of runs, else `<plots>/<env>.png`, as `python -m exp.plot` names
@@ -19,6 +21,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import sys
 
 from exp.plot import run_name
@@ -27,8 +30,9 @@ START, END = "<!-- table:start -->", "<!-- table:end -->"
 COLUMNS = ("game", "run", "replay", "score", "env steps", "wall time", "hardware", "command", "curves", "GIF")
 HEADER = """# Results
 
-Runs of this trainer, one row per run folder `logs/<env>/<suffix>/`. The **score** is the mean ± std of
-the raw game score over the games `--test` played with the run's final checkpoint (no-op starts, epsilon
+Runs of this trainer, one row per run. `python -m exp.table` keeps each run's JSON files (`summary.json`,
+`config.json`, `test.json` of `logs/<env>/<suffix>/`) in `runs/<env>/<suffix>/` and builds the tables from
+there. The **score** is the mean ± std of the raw game score over the games `--test` played with the run's final checkpoint (no-op starts, epsilon
 0.001; `test.json` beside `summary.json`); where `--test` has not been run yet it is the best evaluation mean
 seen during training, marked *best eval*. **Env steps** count the steps of all agents together (one step
 is 4 frames on Atari); **wall time** is the training time. Rows marked *not yet run* are planned
@@ -59,6 +63,20 @@ def find_runs(paths: list[str]) -> list[str]:
     for p in paths:
         found.update(os.path.normpath(root) for root, _, files in os.walk(p) if "summary.json" in files)
     return sorted(found)
+
+
+RECORDED = ("summary.json", "config.json", "test.json")
+
+
+def record(run: str, base: str) -> str:
+    """Copy the run folder's JSON files into `<base>/runs/<env>/<suffix>/`; returns that folder."""
+    dest = os.path.join(base, "runs", os.path.basename(os.path.dirname(os.path.abspath(run))), os.path.basename(run))
+    if os.path.abspath(dest) != os.path.abspath(run):
+        os.makedirs(dest, exist_ok=True)
+        for name in RECORDED:
+            if os.path.exists(os.path.join(run, name)):
+                shutil.copyfile(os.path.join(run, name), os.path.join(dest, name))
+    return dest
 
 
 def _num(x, fmt: str = "{:,.1f}") -> str:
@@ -158,7 +176,7 @@ def render(existing: str | None, body: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m exp.table", description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="*", metavar="RUNS", help="run folders or parents (default: logs/*/*/ with a summary.json)")
+    p.add_argument("runs", nargs="*", metavar="RUNS", help="run folders or parents to add to the record (default: logs/*/*/ with a summary.json)")
     p.add_argument("--out", default=os.path.join("exp", "README.md"), help="markdown file (default: exp/README.md)")
     p.add_argument("--plots", default="", help="folder of the curve PNGs (default: plots/ beside --out)")
     p.add_argument("--planned", default="", help="JSON list of planned rows (default: planned.json beside --out)")
@@ -171,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     else:
         runs = sorted(os.path.normpath(os.path.dirname(s)) for s in glob.glob(os.path.join("logs", "*", "*", "summary.json")))
+    for run in runs:
+        record(run, base)
+    runs = find_runs([os.path.join(base, "runs")])
     planned_path = args.planned or os.path.join(base, "planned.json")
     planned = _load(planned_path) if os.path.exists(planned_path) else []
     if not isinstance(planned, list) or not all(isinstance(r, dict) for r in planned):

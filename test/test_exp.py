@@ -116,7 +116,7 @@ def test_plot_bad_path_exits_2(tmp_path):
     assert "Traceback" not in p.stderr
 
 
-def test_table(runs, capsys):
+def test_table(runs, capsys, monkeypatch):
     root = runs["root"]
     readme = root / "exp" / "README.md"
     assert plot.main([str(runs["logs"]), "--out", str(root / "exp" / "plots")]) == 0
@@ -134,6 +134,13 @@ def test_table(runs, capsys):
     assert "### DDQN" in first and "| Pong | — | pmdb | not yet run |" in first and "already run" not in first
     # regenerating is idempotent and keeps hand edits outside the markers
     assert table.main(args) == 0
+    assert readme.read_text() == first
+    # the runs' JSON files are kept beside the README, and the tables come back from that record alone
+    kept = root / "exp" / "runs" / "CartPole-v1"
+    assert sorted(os.listdir(kept / "s0")) == ["config.json", "summary.json", "test.json"]
+    assert sorted(os.listdir(kept / "s1")) == ["config.json", "summary.json"]
+    monkeypatch.chdir(root / "exp")       # no logs/ here
+    assert table.main(["--out", str(readme)]) == 0
     assert readme.read_text() == first
     readme.write_text(first.replace("# Results", "# Results (edited)") + "\nfooter\n")
     assert table.main(args) == 0
