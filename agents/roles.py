@@ -212,11 +212,13 @@ class Stager:
         self.cuda = device.type == "cuda"
         self.stream = torch.cuda.Stream(device) if self.cuda else None
         self.pools: list[dict] = [{}, {}]
+        self.copied: list = [None, None]   # each pool's last copy to the device, which reads its buffers
         self.turn = 0
 
     def _pinned(self, batch):
         pool = self.pools[self.turn]
-        self.turn ^= 1
+        if self.copied[self.turn] is not None:   # never overwrite a buffer a pending copy still reads
+            self.copied[self.turn].synchronize()
         fields = {}
         for name, value in vars(batch).items():
             if isinstance(value, np.ndarray) and value.dtype != object:
@@ -241,6 +243,8 @@ class Stager:
             dev = to_device(pinned)
             event = torch.cuda.Event()
             event.record(self.stream)
+        self.copied[self.turn] = event
+        self.turn ^= 1
         for t in dev.values():   # the update runs on the default stream: keep the memory until it has
             t.record_stream(torch.cuda.current_stream())
         return dev, event

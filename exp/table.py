@@ -32,8 +32,8 @@ HEADER = """# Results
 
 Runs of this trainer, one row per run. `python -m exp.table` keeps each run's JSON files (`summary.json`,
 `config.json`, `test.json` of `logs/<env>/<suffix>/`) in `runs/<env>/<suffix>/` and builds the tables from
-there. The **score** is the mean ± std of the raw game score over the games `--test` played with the run's final checkpoint (no-op starts, epsilon
-0.001; `test.json` beside `summary.json`); where `--test` has not been run yet it is the best evaluation mean
+there. The **score** is the mean ± std of the raw game score over the games `--test` played with the
+run's final checkpoint (no-op starts, epsilon 0.001; `test.json` beside `summary.json`); where `--test` has not been run yet it is the best evaluation mean
 seen during training, marked *best eval*. **Env steps** count the steps of all agents together (one step
 is 4 frames on Atari); **wall time** is the training time. Rows marked *not yet run* are planned
 (`exp/planned.json`) and give the command that will produce them.
