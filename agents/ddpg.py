@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from agents.optim import device_tensor, gradient_step
+from agents.optim import Launched, device_tensor, gradient_step
 from buffers.records import Batch
 from networks.continuous import Actor, Critic
 
@@ -133,7 +133,7 @@ def expected_value(logits: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
 
 
 # --- learner -------------------------------------------------------------------------------------
-class DDPGLearner:
+class DDPGLearner(Launched):
     """Online and target actor and critic, one Adam and gradient clipping each; one `update` per batch.
 
     DDPG (`distributional=False`): critic loss mean(w * 0.5 * (y - Q)^2), y = ret + discount *
@@ -180,8 +180,8 @@ class DDPGLearner:
         """Critic output -> Q [B] (the expected value for D4PG)."""
         return expected_value(out, self.support) if self.distributional else out
 
-    def critic_step(self, b: dict[str, torch.Tensor]) -> tuple[float, float, np.ndarray]:
-        """One critic gradient step; returns (loss, mean Q(s, a), priorities [B])."""
+    def critic_step(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One critic gradient step; returns (loss, mean Q(s, a), priorities [B]) on the device."""
         with torch.no_grad():
             next_out = self.critic_target(b["next_obs"], self.actor_target(b["next_obs"]))
         out = self.critic(b["obs"], b["action"])
@@ -196,8 +196,8 @@ class DDPGLearner:
             priorities = (y - out.detach()).abs()
         loss = (b["weights"] * per_sample).mean()
         gradient_step(loss, self.critic, self.critic_opt, self.clip_norm, self.grad_sync)
-        mean_q = self._value(out.detach()).mean().item()
-        return loss.item(), mean_q, priorities.float().cpu().numpy()
+        mean_q = self._value(out.detach()).mean()
+        return loss.detach(), mean_q, priorities
 
     def actor_loss(self, obs: torch.Tensor) -> torch.Tensor:
         """-mean Q(s, pi(s)), the critic evaluated with detached parameters: gradient reaches only the actor."""
@@ -205,14 +205,15 @@ class DDPGLearner:
         frozen.update({k: v.detach() for k, v in self.critic.named_buffers()})
         return -self._value(functional_call(self.critic, frozen, (obs, self.actor(obs)))).mean()
 
-    def actor_step(self, b: dict[str, torch.Tensor]) -> float:
+    def actor_step(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         loss = self.actor_loss(b["obs"])
         gradient_step(loss, self.actor, self.actor_opt, self.clip_norm, self.grad_sync)
-        return loss.item()
+        return loss.detach()
 
-    def update(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, float], np.ndarray]:
+    def launch(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Critic step, then actor step (against the updated critic), then targets; returns stats
-        ("loss" (critic), "actor_loss", "mean_q") and new priorities [B]."""
+        ("loss" (critic), "actor_loss", "mean_q") and new priorities [B], still on the device (`update`
+        returns them on the host)."""
         loss, mean_q, priorities = self.critic_step(b)
         actor_loss = self.actor_step(b)
         self.steps += 1

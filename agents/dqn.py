@@ -79,8 +79,9 @@ class DQNLearner(OnlineTargetState):
         return {"obs": t(batch.obs), "next_obs": t(batch.next_obs), "action": t(batch.action).long(),
                 "ret": t(batch.ret), "discount": t(batch.discount), "weights": t(batch.weights)}
 
-    def update(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, float], np.ndarray]:
-        """One gradient step on a device batch; returns stats (loss, mean_q) and new priorities |TD| [B]."""
+    def launch(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Queue one gradient step on a device batch; stats (loss, mean_q) and new priorities |TD| [B],
+        still on the device (`update` returns them on the host)."""
         q = self.net(b["obs"])                                                  # [B, A]
         q_taken = q.gather(1, b["action"].unsqueeze(1)).squeeze(1)             # [B]
         with torch.no_grad():
@@ -92,5 +93,5 @@ class DQNLearner(OnlineTargetState):
         self.steps += 1
         if self.steps % self.target_period == 0:
             self.target.load_state_dict(self.net.state_dict())
-        priorities = (target - q_taken.detach()).abs().cpu().numpy()
-        return {"loss": loss.item(), "mean_q": q_taken.detach().mean().item()}, priorities
+        priorities = (target - q_taken.detach()).abs()
+        return {"loss": loss.detach(), "mean_q": q_taken.detach().mean()}, priorities

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 
 GradSync = Callable[[list[torch.nn.Parameter]], None]
@@ -58,7 +59,22 @@ def device_tensor(x, device: torch.device) -> torch.Tensor:
         return torch.as_tensor(x).to(device, non_blocking=True)
 
 
-class OnlineTargetState:
+class Launched:
+    """`update` for a learner whose `launch(batch)` queues one gradient step on its device and returns
+    (stats as 0-d tensors, priorities [B] tensor) without waiting for the device: a caller with other
+    work (fetching and staging the next batch) does it between `launch` and `settle`."""
+
+    def update(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, float], np.ndarray]:
+        """One gradient step on a device batch; returns stats and new priorities [B] on the host."""
+        return settle(*self.launch(b))
+
+
+def settle(stats: dict[str, torch.Tensor], priorities: torch.Tensor) -> tuple[dict[str, float], np.ndarray]:
+    """A launched update's outputs on the host (waits for the device)."""
+    return {k: float(v) for k, v in stats.items()}, priorities.detach().float().cpu().numpy()
+
+
+class OnlineTargetState(Launched):
     """weights / state_dict / load_state_dict of a learner with `net`, `target`, `opt` and `steps`."""
 
     def weights(self) -> dict[str, torch.Tensor]:

@@ -254,9 +254,11 @@ class Learner(LearnerLoop):
             if not go:
                 continue
             i, staged = self.held
-            # the next batch is fetched and its copy to the device started before this update runs
-            self.held = self._fetch() if time.monotonic() < deadline else None
-            step_stats, update = self.train_staged(staged)
+            self.held = None
+
+            def prefetch():   # the next batch is fetched and its copy started while this update runs
+                self.held = self._fetch() if time.monotonic() < deadline else None
+            step_stats, update = self.train_staged(staged, prefetch)
             self.returns.append((i, update if self.prioritized else None))
             updates += 1
             for k, v in step_stats.items():

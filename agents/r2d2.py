@@ -130,8 +130,9 @@ class R2D2Learner(OnlineTargetState):
                 "state": t(batch.state).float(), "prev_action": t(batch.prev_action).long(),
                 "prev_reward": t(batch.prev_reward).float(), "weights": t(batch.weights).float()}
 
-    def update(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, float], np.ndarray]:
-        """One gradient step on a device batch; returns {"loss", "mean_q"} and sequence priorities [B]."""
+    def launch(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Queue one gradient step on a device batch; {"loss", "mean_q"} and sequence priorities [B], still
+        on the device (`update` returns them on the host)."""
         L = b["action"].shape[1]
         if not 0 <= self.burn_in < L:
             raise ValueError(f"burn_in {self.burn_in} leaves no trained step in sequences of {L} steps")
@@ -157,5 +158,6 @@ class R2D2Learner(OnlineTargetState):
             q_taken = q_online[:, :L].gather(2, b["action"].unsqueeze(2)).squeeze(2)
             t = torch.arange(L, device=q_taken.device).unsqueeze(0)
             mask = (t >= k) & (t < b["length"].unsqueeze(1))
-            mean_q = inverse_value_rescale(q_taken[mask], self.rescale_eps).mean().item() if mask.any() else 0.0
-        return {"loss": loss.item(), "mean_q": mean_q}, priorities.cpu().numpy()
+            # the mean over trained steps (0 if none) without a host sync
+            mean_q = (inverse_value_rescale(q_taken, self.rescale_eps) * mask).sum() / mask.sum().clamp(min=1)
+        return {"loss": loss.detach(), "mean_q": mean_q}, priorities

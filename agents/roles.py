@@ -12,6 +12,7 @@ import torch
 
 from agents.algorithms import algorithm, make_learner, make_memory
 from agents.config import Config
+from agents.optim import settle
 from agents.policies import Policy
 from buffers import PriorityUpdate, Push, SampledBatch, decode_batch
 from buffers.frames import FrameDecoder
@@ -268,11 +269,17 @@ class LearnerLoop:
     def stage(self, batch):
         return np.asarray(batch.ids), self.stager(batch, self.learner.to_device)
 
-    def train_staged(self, staged) -> tuple[dict, PriorityUpdate]:
+    def train_staged(self, staged, meanwhile: Callable[[], object] | None = None) -> tuple[dict, PriorityUpdate]:
+        """One update on a staged batch. `meanwhile` (fetching and staging the next batch) runs on the host
+        after the update is queued on the device and before its results are read back, so on a GPU the
+        two overlap."""
         ids, (dev, event) = staged
         if event is not None:
             torch.cuda.current_stream().wait_event(event)
-        stats, prio = self.learner.update(dev)
+        launched = self.learner.launch(dev)
+        if meanwhile is not None:
+            meanwhile()
+        stats, prio = settle(*launched)
         return stats, PriorityUpdate(ids, prio)
 
     def train_on(self, batch) -> tuple[dict, PriorityUpdate]:
