@@ -8,6 +8,7 @@
 #   run(command="bash exp/gpu_pong.sh finish", carry=[".gpu"])       # curves, --test --record, files to $OUT
 # Back here: put the files of $OUT where `finish` says, then `python -m exp.table`.
 # MAX_TIME (seconds, default 1800) bounds the training; it stops earlier at a mean evaluation of 18.
+# GPUS=0 makes a dry run of the script on a machine without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/gpu_env.sh || exit 2
@@ -19,7 +20,7 @@ agents=$(( $(nproc) - 4 > 1 ? $(nproc) - 4 : 1 ))
 case "${1:-}" in
   start)
     mkdir -p "$logs"
-    setsid nohup python3 main.py Pong --alg=DDQN --buffer=pmdb --num_gpus=1 --num_agents=$agents --envs_per_agent=4 \
+    setsid nohup python3 main.py Pong --alg=DDQN --buffer=pmdb --num_gpus=${GPUS:-1} --num_agents=$agents --envs_per_agent=4 \
       --num_loaders=3 --batch_size=512 --lr=2.5e-4 --dueling --suffix=$suffix --max_time="${MAX_TIME:-1800}" \
       --stop_return=18 --eval_period=250000 --eval_episodes=5 --logdir=$logs --modeldir=$models --status_period=30 \
       > $logs/train.log 2>&1 < /dev/null &

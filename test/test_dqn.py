@@ -77,3 +77,26 @@ def test_networks_shapes():
             assert net(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
     assert any(isinstance(m, torch.nn.GroupNorm) for m in QNetwork((4, 84, 84), 6, False, "gn").modules())
     assert QNetwork((3,), 5, True)(torch.zeros(7, 3)).shape == (7, 5)
+
+
+def test_train_staged_does_other_work_between_launch_and_readback():
+    """LearnerLoop queues the update, runs `meanwhile` (the next batch's fetch and copy), then reads the
+    results back: the same stats and priorities as a plain `update` of an identical learner."""
+    from agents.config import parse_args
+    from agents.roles import LearnerLoop
+    from envs import env_info
+
+    cfg, _ = parse_args(["CartPole-v1", "--alg=DDQN", "--batch_size=32"])
+    info = env_info("CartPole-v1")
+    loop, twin = LearnerLoop(cfg, info), LearnerLoop(cfg, info)
+    twin.learner.load_state_dict(loop.learner.state_dict())
+    order = []
+    launch = loop.learner.launch
+    loop.learner.launch = lambda b: order.append("launch") or launch(b)
+    batch = _batch((4,))
+    stats, update = loop.train_staged(loop.stage(batch), lambda: order.append("meanwhile"))
+    assert order == ["launch", "meanwhile"]
+    expected_stats, expected_prio = twin.learner.update(twin.learner.to_device(batch))
+    assert stats == expected_stats and all(isinstance(v, float) for v in stats.values())
+    assert isinstance(update.priority, np.ndarray) and np.array_equal(update.priority, expected_prio)
+    assert np.array_equal(update.ids, batch.ids)
