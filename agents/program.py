@@ -340,7 +340,7 @@ def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
 
 # Ray ignores a soft node affinity for an actor that asks for no resources at all and places it on a
 # random node (Ray 2.60, two nodes on one machine: in two trials 1 and 4 of 6 zero-CPU actors ignored
-# it; none did with 0.001 CPU). Actors we place ask for this token share of a CPU, which reserves nothing to speak of.
+# it; none did with 0.001 CPU). Actors we place ask for this token share of a CPU.
 PLACED_CPUS = 0.001
 
 

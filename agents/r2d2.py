@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 
 from agents.optim import OnlineTargetState, device_tensor, gradient_step
