@@ -106,7 +106,8 @@ def main() -> None:
         loop.train_staged(state["held"], meanwhile)
     staged = timed(staged_step)
     plain = timed(lambda: loop.learner.update(host_tensors(data[0], device)))
-    print(json.dumps({"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "batch_size": cfg.alg.batch_size,
+    print(json.dumps({"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+                      "batch_size": cfg.alg.batch_size,
                       "batches_checked": len(got), "mismatches": mismatches, "pinned": pinned,
                       "bare_updates_per_s": round(bare, 1), "staged_updates_per_s": round(staged, 1),
                       "plain_copy_updates_per_s": round(plain, 1), "staged_efficiency": round(staged / bare, 3)}))

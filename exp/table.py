@@ -5,8 +5,8 @@
 RUNS are run folders (with summary.json) or parents of them; default: every logs/*/*/ with a summary.json.
 Their small JSON files (summary, config, test) are first copied into the record beside the output,
 `exp/runs/<env>/<suffix>/`, which is committed; the tables are built from the whole record, so a fresh
-checkout regenerates them and a new run adds its row to the others. One table per algorithm, one row per run: game, run folder, replay, score (mean +- std over the --test
-games of test.json, else the best evaluation mean, marked so), env steps, wall time, hardware, the command,
+checkout regenerates them and a new run adds its row to the others. One table per algorithm, one row
+per run: game, run folder, replay, score (mean +- std over the --test games of test.json, else the best evaluation mean, marked so), env steps, wall time, hardware, the command,
 links to the curves (`<plots>/<env>_<suffix>.png`, else `<plots>/<env>_<group>.png` where a suffix
 `<group>_s<seed>` names one seed of a group of runs, else `<plots>/<env>.png`, as `python -m exp.plot` names
 them) and to the GIF of the best test game. Rows of `exp/planned.json` (a list of objects with env, alg,
@@ -33,9 +33,10 @@ HEADER = """# Results
 Runs of this trainer, one row per run. `python -m exp.table` keeps each run's JSON files (`summary.json`,
 `config.json`, `test.json` of `logs/<env>/<suffix>/`) in `runs/<env>/<suffix>/` and builds the tables from
 there. The **score** is the mean ± std of the raw game score over the games `--test` played with the
-run's final checkpoint (no-op starts, epsilon 0.001; `test.json` beside `summary.json`); where `--test` has not been run yet it is the best evaluation mean
-seen during training, marked *best eval*. **Env steps** count the steps of all agents together (one step
-is 4 frames on Atari); **wall time** is the training time. Rows marked *not yet run* are planned
+run's final checkpoint (no-op starts, epsilon 0.001; `test.json` beside `summary.json`); where `--test`
+has not been run yet it is the best evaluation mean seen during training, marked *best eval*. **Env
+steps** count the steps of all agents together (one step is 4 frames on Atari); **wall time** is the
+training time. Rows marked *not yet run* are planned
 (`exp/planned.json`) and give the command that will produce them.
 
 Regenerate after a run:
@@ -176,7 +177,8 @@ def render(existing: str | None, body: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m exp.table", description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="*", metavar="RUNS", help="run folders or parents to add to the record (default: logs/*/*/ with a summary.json)")
+    p.add_argument("runs", nargs="*", metavar="RUNS",
+                   help="run folders or parents to add to the record (default: logs/*/*/ with a summary.json)")
     p.add_argument("--out", default=os.path.join("exp", "README.md"), help="markdown file (default: exp/README.md)")
     p.add_argument("--plots", default="", help="folder of the curve PNGs (default: plots/ beside --out)")
     p.add_argument("--planned", default="", help="JSON list of planned rows (default: planned.json beside --out)")
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"exp.table: no run folder with a summary.json under {' '.join(args.runs)}", file=sys.stderr)
             return 2
     else:
-        runs = sorted(os.path.normpath(os.path.dirname(s)) for s in glob.glob(os.path.join("logs", "*", "*", "summary.json")))
+        runs = sorted(os.path.normpath(os.path.dirname(s))
+                      for s in glob.glob(os.path.join("logs", "*", "*", "summary.json")))
     for run in runs:
         record(run, base)
     runs = find_runs([os.path.join(base, "runs")])
