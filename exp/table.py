@@ -6,8 +6,8 @@ RUNS are run folders (with summary.json) or parents of them; default: every logs
 Their small JSON files (summary, config, test) are first copied into the record beside the output,
 `exp/runs/<env>/<suffix>/`, which is committed; the tables are built from the whole record, so a fresh
 checkout regenerates them and a new run adds its row to the others. One table per algorithm, one row
-per run: game, run folder, replay, score (mean +- std over the --test games of test.json, else the best evaluation mean, marked so), env steps, wall time, hardware, the command,
-links to the curves (`<plots>/<env>_<suffix>.png`, else `<plots>/<env>_<group>.png` where a suffix
+per run: game, run folder, replay, score (mean +- std over the --test games of test.json, else the
+best evaluation mean, marked so), env steps, wall time, hardware, the command, links to the curves (`<plots>/<env>_<suffix>.png`, else `<plots>/<env>_<group>.png` where a suffix
 `<group>_s<seed>` names one seed of a group of runs, else `<plots>/<env>.png`, as `python -m exp.plot` names
 them) and to the GIF of the best test game. Rows of `exp/planned.json` (a list of objects with env, alg,
 buffer and optionally suffix, hardware, command, env_steps) are shown as "not yet run" until a run of the
