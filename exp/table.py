@@ -5,14 +5,15 @@
 RUNS are run folders (with summary.json) or parents of them; default: every logs/*/*/ with a summary.json.
 Their small JSON files (summary, config, test) are first copied into the record beside the output,
 `exp/runs/<env>/<suffix>/`, which is committed; the tables are built from the whole record, so a fresh
-checkout regenerates them and a new run adds its row to the others. One table per algorithm, one row
-per run: game, run folder, replay, score (mean +- std over the --test games of test.json, else the
-best evaluation mean, marked so), env steps, wall time, hardware, the command, links to the curves (`<plots>/<env>_<suffix>.png`, else `<plots>/<env>_<group>.png` where a suffix
-`<group>_s<seed>` names one seed of a group of runs, else `<plots>/<env>.png`, as `python -m exp.plot` names
-them) and to the GIF of the best test game. Rows of `exp/planned.json` (a list of objects with env, alg,
-buffer and optionally suffix, hardware, command, env_steps) are shown as "not yet run" until a run of the
-same env, alg and buffer (and suffix, if given) exists. Only the text between the table markers of the
-output file is replaced; a missing file is written from the header below.
+checkout regenerates them and a new run adds its row to the others. One table per algorithm, one row per run:
+game, run folder, replay, score (mean +- std over the --test games of test.json, else the best evaluation
+mean, marked so), env steps, wall time, hardware, the command, links to the curves
+(`<plots>/<env>_<suffix>.png`, else `<plots>/<env>_<group>.png` where a suffix `<group>_s<seed>` names one
+seed of a group of runs, else `<plots>/<env>.png`, as `python -m exp.plot` names them) and to the GIF of the
+best test game. Rows of `exp/planned.json` (a list of objects with env, alg, buffer and optionally suffix,
+hardware, command, env_steps) are shown as "not yet run" until a run of the same env, alg and buffer (and
+suffix, if given) exists. Only the text between the table markers of the output file is replaced; a missing
+file is written from the header below.
 """
 from __future__ import annotations
 
@@ -31,13 +32,13 @@ COLUMNS = ("game", "run", "replay", "score", "env steps", "wall time", "hardware
 HEADER = """# Results
 
 Runs of this trainer, one row per run. `python -m exp.table` keeps each run's JSON files (`summary.json`,
-`config.json`, `test.json` of `logs/<env>/<suffix>/`) in `runs/<env>/<suffix>/` and builds the tables from
-there. The **score** is the mean ± std of the raw game score over the games `--test` played with the
+`config.json`, `test.json` of `logs/<env>/<suffix>/`) in `runs/<env>/<suffix>/` and builds the tables
+from there. The **score** is the mean ± std of the raw game score over the games `--test` played with the
 run's final checkpoint (no-op starts, epsilon 0.001; `test.json` beside `summary.json`); where `--test`
 has not been run yet it is the best evaluation mean seen during training, marked *best eval*. **Env
 steps** count the steps of all agents together (one step is 4 frames on Atari); **wall time** is the
-training time. Rows marked *not yet run* are planned
-(`exp/planned.json`) and give the command that will produce them.
+training time. Rows marked *not yet run* are planned (`exp/planned.json`) and give the command that will
+produce them.
 
 Regenerate after a run:
 
