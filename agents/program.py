@@ -39,7 +39,13 @@ LEARNER_CHUNK_S = 0.5
 LOADER_DOWN_S = 60.0   # a loader dead this long is not being restarted: stop the learner
 
 
-class Replay(ReplayServer):
+class OnNode:
+    def node(self) -> str:
+        """The id of the node this actor runs on."""
+        return ray.get_runtime_context().get_node_id()
+
+
+class Replay(OnNode, ReplayServer):
     def save(self, path: str) -> str:
         """Write the replay next to a checkpoint, atomically."""
         tmp = path + ".tmp"
@@ -51,9 +57,6 @@ class Replay(ReplayServer):
         self.memory.load(path)
         self.limiter.inserted, self.limiter.sampled = self.memory.inserted, self.memory.sampled
         return len(self.memory)
-
-    def node(self) -> str:
-        return ray.get_runtime_context().get_node_id()
 
 
 def replay_path(checkpoint: str, shard: int = 0, shards: int = 1) -> str:
@@ -111,7 +114,7 @@ class Agent(EnvRunner):
         return os.getpid()
 
 
-class Loader(BatchLoader):
+class Loader(OnNode, BatchLoader):
     """Samples from the replay (one batch ahead, so the replay prepares the next while this one decodes),
     or across K replay shards; forwards priority updates to the shard each item came from."""
 
@@ -138,7 +141,7 @@ class Loader(BatchLoader):
             self.replays[k].update_priorities.remote(part)
 
 
-class Learner(LearnerLoop):
+class Learner(OnNode, LearnerLoop):
     """The learner, or one of `world` data-parallel replicas (torch.distributed: NCCL on GPUs, gloo on
     the CPU). Each replica trains on its own loaders' batches; gradients are averaged before clipping,
     so replicas stay bit-identical; replica 0 publishes weights and is checkpointed; every replica sends
@@ -146,7 +149,7 @@ class Learner(LearnerLoop):
 
     def __init__(self, cfg: Config, info: EnvInfo, loaders: list, device: str, rank: int = 0, world: int = 1):
         super().__init__(cfg, info, device)
-        self.loaders = loaders
+        self.loaders = loaders   # or given later by `attach`, once they have been placed on this node
         self.rank, self.world = rank, world
         self.queue = None
         self.returns: list = []     # (loader, update) requests to issue before the next fetch
@@ -154,6 +157,14 @@ class Learner(LearnerLoop):
         self.prioritized = cfg.replay.buffer == "pmdb"
         self.last_stats: dict = {}
         self.loader_down: dict[int, float] = {}   # loader -> when it was first found dead
+
+    def attach(self, loaders: list) -> None:
+        self.loaders = loaders
+
+    def loaders_away(self) -> int:
+        """How many of this learner's loaders run on another node."""
+        here = self.node()
+        return sum(node != here for node in ray.get([loader.node.remote() for loader in self.loaders]))
 
     # --- data parallel ---------------------------------------------------------------------------
     def rendezvous(self) -> str:
@@ -344,16 +355,26 @@ def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
 PLACED_CPUS = 0.001
 
 
-def spread(i: int) -> dict:
-    """Options that place actor i round-robin over the cluster's live nodes with CPUs (soft, so Ray
-    restarts it elsewhere if that node is gone). Ray's SPREAD does not spread actors that reserve no CPU."""
+def cpu_nodes() -> list[str]:
+    """The ids of the cluster's live nodes that have CPUs, sorted."""
+    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
+
+
+def near(node: str) -> dict:
+    """Options that place an actor on `node` where there is a choice (a cluster of several nodes); soft, so
+    Ray restarts it elsewhere if that node is gone."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
-    if len(nodes) < 2:
+    if len(cpu_nodes()) < 2:
         return {"num_cpus": 0}
-    return {"num_cpus": PLACED_CPUS,
-            "scheduling_strategy": NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)}
+    return {"num_cpus": PLACED_CPUS, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
+
+
+def spread(i: int) -> dict:
+    """Options that place actor i round-robin over the cluster's nodes with CPUs. Ray's SPREAD does not
+    spread actors that reserve no CPU."""
+    nodes = cpu_nodes()
+    return near(nodes[i % len(nodes)]) if nodes else {"num_cpus": 0}
 
 
 def command_line(cfg: Config, given: set) -> str:
@@ -491,13 +512,18 @@ def train(cfg: Config, given: set) -> dict:
         replays = [ray.remote(Replay).options(**spread(k)).remote(
             shard_config(cfg, k), info) for k in range(shards)]
         restartable = {"num_cpus": 0, "max_restarts": -1}
-        loaders = [ray.remote(Loader).options(**restartable).remote(replays, cfg, cfg.run.seed + j)
-                   for j in range(cfg.run.num_loaders)]
         device = "cuda" if cfg.run.num_gpus > 0 else "cpu"
         world = cfg.run.replicas
-        learners = [ray.remote(Learner).options(num_cpus=0, num_gpus=min(cfg.run.num_gpus, 1)).remote(
-            cfg, info, loaders[r::world], device, r, world) for r in range(world)]
+        # a CPU learner stays on this node; a GPU learner goes where Ray finds a GPU
+        placed = {"num_gpus": 1, "num_cpus": 0} if device == "cuda" else near(ray.get_runtime_context().get_node_id())
+        learners = [ray.remote(Learner).options(**placed).remote(cfg, info, [], device, r, world)
+                    for r in range(world)]
         learner = learners[0]
+        # loaders beside their learner: a decoded batch (Pong, 512: 29 MB) should not cross the network
+        learner_nodes = ray.get([lr.node.remote() for lr in learners])
+        loaders = [ray.remote(Loader).options(**{**restartable, **near(learner_nodes[j % world])}).remote(
+            replays, cfg, cfg.run.seed + j) for j in range(cfg.run.num_loaders)]
+        ray.get([lr.attach.remote(loaders[r::world]) for r, lr in enumerate(learners)])
         if world > 1:
             address = ray.get(learner.rendezvous.remote())
             ray.get([lr.join.remote(address) for lr in learners])
@@ -647,6 +673,7 @@ def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter
     return {"env_steps": counters["env_steps"], "learner_steps": learner_steps, "learner_replicas": replicas,
             "agent_nodes": len(set(agent_nodes.values())),
             "replay_nodes": len(set(ray.get([r.node.remote() for r in replays]))),
+            "loaders_off_learner_node": sum(ray.get([lr.loaders_away.remote() for lr in learners])),
             "wall_s": round(time.monotonic() - t0, 2), "episodes": counters["episodes"],
             "best_eval_return": counters["best_eval_return"], "last_eval_return": counters["last_eval_return"],
             "agent_restarts": counters["agent_restarts"], "replay_size": replay_stats["size"],

@@ -63,8 +63,9 @@ def _start_node(args: list[str], env: dict, log) -> subprocess.Popen:
 def test_a_run_joins_a_two_node_cluster_with_token_auth(tmp_path):
     """`ray start --head` and a second `ray start --address` on 127.0.0.1, token authentication on for
     every process (RAY_AUTH_MODE=token, one shared token); main.py --address joins the cluster, spreads
-    its agents and replay shards over both nodes and trains. The nodes are stopped by terminating their
-    `ray start --block` processes, so the test's own local Ray (if any) is untouched."""
+    its agents and replay shards over both nodes, keeps the loaders beside the learner and trains. The
+    nodes are stopped by terminating their `ray start --block` processes, so the test's own local Ray
+    (if any) is untouched."""
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env.pop("RAY_ADDRESS", None)
     port = _free_port()
@@ -85,8 +86,8 @@ def test_a_run_joins_a_two_node_cluster_with_token_auth(tmp_path):
             assert "/2.0 CPU" in status, status
             proc = subprocess.run(
                 [sys.executable, "main.py", "CartPole-v1", f"--address={address}", "--num_agents=4",
-                 "--replay_shards=2", "--max_steps=3000", "--replay_start=500", "--batch_size=32",
-                 "--eval_period=0", "--suffix=cluster",
+                 "--replay_shards=2", "--num_loaders=3", "--max_steps=3000", "--replay_start=500",
+                 "--batch_size=32", "--eval_period=0", "--suffix=cluster",
                  f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", "--status_period=5"],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         finally:
@@ -101,5 +102,6 @@ def test_a_run_joins_a_two_node_cluster_with_token_auth(tmp_path):
     with open(proc.stdout.strip().splitlines()[-1]) as f:
         summary = json.load(f)
     assert summary["env_steps"] >= 3000 and summary["learner_steps"] > 0
-    # agents and replay shards are placed round-robin over the two nodes
+    # agents and replay shards are placed round-robin over the two nodes, loaders beside the learner
     assert summary["agent_nodes"] == 2 and summary["replay_nodes"] == 2, summary
+    assert summary["loaders_off_learner_node"] == 0, summary
