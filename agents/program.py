@@ -83,7 +83,7 @@ def merge_replay_stats(stats: list[dict]) -> dict:
     return out
 
 
-class Agent(EnvRunner):
+class Agent(OnNode, EnvRunner):
     def __init__(self, index: int, cfg: Config, info: EnvInfo, replay, steps: int = 0):
         self.replay = replay
         self.inflight: deque = deque()
@@ -108,7 +108,7 @@ class Agent(EnvRunner):
         if version > self.version:
             self.set_weights(version, ray.get(ref))
         self.steps = max(self.steps, steps_so_far)
-        return {**self.run(steps), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        return {**self.run(steps), "pid": os.getpid(), "node": self.node()}
 
     def pid(self) -> int:
         return os.getpid()
@@ -360,21 +360,20 @@ def cpu_nodes() -> list[str]:
     return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
 
 
-def near(node: str) -> dict:
-    """Options that place an actor on `node` where there is a choice (a cluster of several nodes); soft, so
-    Ray restarts it elsewhere if that node is gone."""
+def near(node: str, nodes: list[str]) -> dict:
+    """Options that place an actor on `node` where there is a choice (`nodes`, the cluster's nodes with
+    CPUs, are several); soft, so Ray restarts it elsewhere if that node is gone."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    if len(cpu_nodes()) < 2:
+    if len(nodes) < 2:
         return {"num_cpus": 0}
     return {"num_cpus": PLACED_CPUS, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
 
 
-def spread(i: int) -> dict:
-    """Options that place actor i round-robin over the cluster's nodes with CPUs. Ray's SPREAD does not
-    spread actors that reserve no CPU."""
-    nodes = cpu_nodes()
-    return near(nodes[i % len(nodes)]) if nodes else {"num_cpus": 0}
+def spread(i: int, nodes: list[str]) -> dict:
+    """Options that place actor i round-robin over `nodes`. Ray's SPREAD does not spread actors that
+    reserve no CPU."""
+    return near(nodes[i % len(nodes)], nodes) if nodes else {"num_cpus": 0}
 
 
 def command_line(cfg: Config, given: set) -> str:
@@ -509,19 +508,21 @@ def train(cfg: Config, given: set) -> dict:
     reporter = Reporter(logdir, cfg.run.status_period)
     try:
         shards = cfg.replay.replay_shards
-        replays = [ray.remote(Replay).options(**spread(k)).remote(
+        nodes = cpu_nodes()
+        replays = [ray.remote(Replay).options(**spread(k, nodes)).remote(
             shard_config(cfg, k), info) for k in range(shards)]
         restartable = {"num_cpus": 0, "max_restarts": -1}
         device = "cuda" if cfg.run.num_gpus > 0 else "cpu"
         world = cfg.run.replicas
         # a CPU learner stays on this node; a GPU learner goes where Ray finds a GPU
-        placed = {"num_gpus": 1, "num_cpus": 0} if device == "cuda" else near(ray.get_runtime_context().get_node_id())
+        placed = {"num_gpus": 1, "num_cpus": 0} if device == "cuda" \
+            else near(ray.get_runtime_context().get_node_id(), nodes)
         learners = [ray.remote(Learner).options(**placed).remote(cfg, info, [], device, r, world)
                     for r in range(world)]
         learner = learners[0]
         # loaders beside their learner: a decoded batch (Pong, 512: 29 MB) should not cross the network
         learner_nodes = ray.get([lr.node.remote() for lr in learners])
-        loaders = [ray.remote(Loader).options(**{**restartable, **near(learner_nodes[j % world])}).remote(
+        loaders = [ray.remote(Loader).options(**{**restartable, **near(learner_nodes[j % world], nodes)}).remote(
             replays, cfg, cfg.run.seed + j) for j in range(cfg.run.num_loaders)]
         ray.get([lr.attach.remote(loaders[r::world]) for r, lr in enumerate(learners)])
         if world > 1:
@@ -541,7 +542,7 @@ def train(cfg: Config, given: set) -> dict:
                     raise UsageError(f"replay {saved[0]!r} cannot be restored: "
                                      f"{str(e.cause).splitlines()[0][:160]}") from None
         weights = ray.get(learner.publish.remote())
-        agents = [ray.remote(Agent).options(**{**restartable, **spread(i)}).remote(
+        agents = [ray.remote(Agent).options(**{**restartable, **spread(i, nodes)}).remote(
             i, cfg, info, replays[i % shards], counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
         evaluator = ray.remote(Evaluator).options(**restartable).remote(cfg, info)
         actors = [*replays, *loaders, *learners, *agents, evaluator]

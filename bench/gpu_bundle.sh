@@ -21,5 +21,4 @@ unzip -q "$out"/wheels/ray-*.whl -d "$tmp"
 rm -rf "$tmp"/ray/{rllib,tune,serve,data,train,llm,jars} "$out"/wheels/ray-*.whl
 tar -C "$tmp" -cf - . | xz -6 -T0 > "$out/ray.tar.xz"
 rm -rf "$tmp"
-echo "$py" > "$out/python"
 du -sh "$out"

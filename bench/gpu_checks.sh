@@ -31,8 +31,7 @@ check() {   # check NAME LIMIT_S COMMAND...: run it, keep its log, append its la
 check staging 120 python3 bench/gpu_staging.py
 check learner 180 python3 bench/learner_throughput.py --seconds 20
 check r2d2 180 python3 bench/r2d2_learner.py --seconds 20
-agents=$(( $(nproc) - 4 > 1 ? $(nproc) - 4 : 1 ))
-check pong 200 python3 main.py Pong --alg=DDQN --buffer=pmdb --num_gpus=${GPUS:-1} --num_agents=$agents --envs_per_agent=4 \
+check pong 200 python3 main.py Pong --alg=DDQN --buffer=pmdb --num_gpus=${GPUS:-1} --num_agents=$GPU_AGENTS --envs_per_agent=4 \
   --num_loaders=3 --batch_size=512 --max_time=120 --eval_period=0 --suffix=gpu_check --logdir=/tmp/gpu-logs \
   --modeldir=/tmp/gpu-model --status_period=15
 summary=$(tail -n 1 "$out/pong.log")

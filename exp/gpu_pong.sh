@@ -16,11 +16,10 @@ logs=/tmp/pong-logs
 models=/tmp/pong-model
 suffix=apex
 run=$logs/Pong/$suffix
-agents=$(( $(nproc) - 4 > 1 ? $(nproc) - 4 : 1 ))
 case "${1:-}" in
   start)
     mkdir -p "$logs"
-    setsid nohup python3 main.py Pong --alg=DDQN --buffer=pmdb --num_gpus=${GPUS:-1} --num_agents=$agents --envs_per_agent=4 \
+    setsid nohup python3 main.py Pong --alg=DDQN --buffer=pmdb --num_gpus=${GPUS:-1} --num_agents=$GPU_AGENTS --envs_per_agent=4 \
       --num_loaders=3 --batch_size=512 --lr=2.5e-4 --dueling --suffix=$suffix --max_time="${MAX_TIME:-1800}" \
       --stop_return=18 --eval_period=250000 --eval_episodes=5 --logdir=$logs --modeldir=$models --status_period=30 \
       > $logs/train.log 2>&1 < /dev/null &
