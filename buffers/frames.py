@@ -20,6 +20,11 @@ import numpy as np
 
 from buffers.records import Push, SequencePush
 
+
+class StalePush(Exception):
+    """A push of an older generation of its stream: a dead writer's last push that arrived after its
+    restarted successor's first. The only push a replay may drop; nothing was changed by it."""
+
 KEYFRAME_INTERVAL = 8
 COMPRESSION_LEVEL = 4   # lz4 HC level: ~40 us per 84x84 frame; 0 uses the fast default mode
 
@@ -100,6 +105,8 @@ class FrameStore:
         self.blob_bytes = 0
         self.windows: dict[int, np.ndarray] = {}  # stream -> [window] slot of frame number f at f % window
         self.next_frame: dict[int, int] = {}      # stream -> the frame number its next push must start at
+        self.generation: dict[int, int] = {}      # stream -> the generation of the writer that fills it
+        self.issued = 0                           # the highest generation handed out by new_generation
         self._grow(initial_slots)
 
     # --- slots -------------------------------------------------------------------------------
@@ -116,8 +123,11 @@ class FrameStore:
             self.data = ext(self.data)
         self.prev, self.depth, self.refs, self.blob_len = (ext(self.prev), ext(self.depth), ext(self.refs),
                                                            ext(self.blob_len))
-        free = np.arange(new_slots - 1, old - 1, -1, dtype=np.int32)
-        self.free = np.concatenate([self.free[:self.n_free], free])
+        # the free stack has room for every slot: all of them can be free at once
+        free = np.empty(new_slots, dtype=np.int32)
+        free[:self.n_free] = self.free[:self.n_free]
+        free[self.n_free:self.n_free + extra] = np.arange(new_slots - 1, old - 1, -1, dtype=np.int32)
+        self.free = free
         self.n_free += extra
         self.slots = new_slots
 
@@ -159,18 +169,24 @@ class FrameStore:
 
     def add_frames(self, push: Push | SequencePush, *numbers: np.ndarray) -> list[np.ndarray]:
         """Store a push's frames; map each array of stream frame numbers (any shape) to slots whose
-        stacks are held (one reference per entry), and return those slot arrays."""
+        stacks are held (one reference per entry), and return those slot arrays.
+
+        Everything is checked before anything changes: a push of an older generation of its stream
+        raises StalePush, any other inconsistency ValueError, and the store is then as it was."""
         stream, base, k = push.stream, int(push.frame_base), len(push.first)
-        if base == 0 and stream in self.windows:   # the stream restarted (a new agent process)
-            self._drop_stream(stream)
-        if stream not in self.windows:
-            if base != 0:
-                raise ValueError(f"stream {stream} starts at frame {base}, expected 0")
+        restart = self._admit(push)
+        self._check(stream, base, k, numbers)
+        if len(push.frames) != k or len(push.depth) != k:
+            raise ValueError(f"stream {stream}: a push of {k} frames has {len(push.frames)} frame payloads "
+                             f"and {len(push.depth)} depths")
+        if base == 0 and k and not push.first[0]:
+            raise ValueError(f"stream {stream}: frame 0 must start an episode")
+        if restart:   # a new generation of the stream (a restarted agent) starts a fresh window
+            if stream in self.windows:
+                self._drop_stream(stream)
             self.windows[stream] = np.full(self.window, -1, dtype=np.int32)
             self.next_frame[stream] = 0
-        if base != self.next_frame[stream]:
-            raise ValueError(f"stream {stream}: push starts at frame {base}, expected {self.next_frame[stream]}")
-        self._check(stream, base, k, numbers)
+            self.generation[stream] = int(push.generation)
         first = np.asarray(push.first, dtype=bool)
         slots = self._alloc(k)
         if self.image:
@@ -192,6 +208,28 @@ class FrameStore:
         self.hold(*found)
         self._slide(stream, base, slots)
         return found
+
+    def new_generation(self) -> int:
+        """A generation number above every one this store has seen or handed out: a (re)started writer
+        takes one, so that pushes of its stream's earlier writer are recognised as stale."""
+        self.issued = max([self.issued, *self.generation.values()]) + 1
+        return self.issued
+
+    def _admit(self, push: Push | SequencePush) -> bool:
+        """Place a push in its stream's history without changing anything: True if it starts a new
+        generation of the stream. Raises StalePush for a push of an older generation (a dead writer's
+        last push arriving after its successor's first), ValueError for any other out-of-order push."""
+        stream, base, gen = push.stream, int(push.frame_base), int(push.generation)
+        current = self.generation.get(stream)
+        if current is not None and gen < current:
+            raise StalePush(f"stream {stream}: a push of generation {gen} after generation {current} began")
+        if current is None or gen > current:
+            if base != 0:
+                raise ValueError(f"stream {stream}: generation {gen} starts at frame {base}, expected 0")
+            return True
+        if base != self.next_frame[stream]:
+            raise ValueError(f"stream {stream}: push starts at frame {base}, expected {self.next_frame[stream]}")
+        return False
 
     def hold(self, *slots: np.ndarray) -> None:
         """Records take a reference on every frame of the stacks ending at these slots (arrays of any shape)."""
@@ -248,6 +286,7 @@ class FrameStore:
     def _drop_stream(self, stream: int) -> None:
         window = self.windows.pop(stream)
         self.next_frame.pop(stream)
+        self.generation.pop(stream)
         self.release(window[window >= 0])
 
     # --- frames out --------------------------------------------------------------------------
@@ -280,7 +319,11 @@ class FrameStore:
         def pos(x):
             return sorter[np.searchsorted(sorted_needed, x)].astype(np.int32)
 
-        blob_dict = np.where(self.depth[needed] > 0, pos(self.prev[needed]), -1).astype(np.int32)
+        # only dictionary-coded frames have a parent among `needed`; a keyframe's stack predecessor may be
+        # any slot (even a freed one), so it is never looked up
+        blob_dict = np.full(len(needed), -1, dtype=np.int32)
+        coded = self.depth[needed] > 0
+        blob_dict[coded] = pos(self.prev[needed[coded]])
         return {"blobs": self.blobs[needed].tolist(), "blob_dict": blob_dict, "index": pos(mat),
                 "frame_shape": self.frame_shape}
 
@@ -299,7 +342,9 @@ class FrameStore:
                  "streams": np.array(sorted(self.windows), dtype=np.int64),
                  "stream_windows": np.array([self.windows[s] for s in sorted(self.windows)],
                                             dtype=np.int32).reshape(-1, self.window),
-                 "stream_next": np.array([self.next_frame[s] for s in sorted(self.windows)], dtype=np.int64)}
+                 "stream_next": np.array([self.next_frame[s] for s in sorted(self.windows)], dtype=np.int64),
+                 "stream_generation": np.array([self.generation[s] for s in sorted(self.windows)], dtype=np.int64),
+                 "issued": np.int64(self.issued)}
         if self.image:
             live = np.flatnonzero(self.blob_len > 0)
             state["blob_slots"] = live
@@ -317,6 +362,9 @@ class FrameStore:
         self.free[:self.n_free] = state["free"]
         self.windows = {int(s): w.astype(np.int32).copy() for s, w in zip(state["streams"], state["stream_windows"])}
         self.next_frame = {int(s): int(n) for s, n in zip(state["streams"], state["stream_next"])}
+        gens = state.get("stream_generation", np.zeros(len(state["streams"]), np.int64))   # older files: 0
+        self.generation = {int(s): int(g) for s, g in zip(state["streams"], gens)}
+        self.issued = int(state.get("issued", 0))
         if self.image:
             self.blobs = np.empty(self.slots, dtype=object)
             data = state["blob_data"].tobytes()

@@ -22,6 +22,8 @@ class Push:
     ret: np.ndarray              # float32 [T] n-step return
     discount: np.ndarray         # float32 [T] gamma^m, 0 at termination
     priority: np.ndarray | None = None  # float32 [T]; NaN or None: the replay's running maximum
+    generation: int = 0          # the writer's generation (FrameStore.new_generation): a restarted writer's
+    #                              is higher, and the replay drops a late push of an older one
 
     def __len__(self) -> int:
         return len(self.ret)
@@ -72,6 +74,7 @@ class Batch:
 class PriorityUpdate:
     ids: np.ndarray          # int64 [B] transition ids as sampled
     priority: np.ndarray     # float32 [B] new |TD error| (before the exponent alpha)
+    step: int = 0            # the learner's step count after the update: importance-sampling beta anneals by it
 
 
 # --- sequences (R2D2) ----------------------------------------------------------------------------
@@ -99,6 +102,7 @@ class SequencePush:
     prev_action: np.ndarray      # int64 [S] action taken before o_0, -1 at an episode start
     prev_reward: np.ndarray      # float32 [S] reward received before o_0, 0 at an episode start
     priority: np.ndarray | None = None  # float32 [S]; NaN or None: the replay's running maximum
+    generation: int = 0          # as in Push
 
     def __len__(self) -> int:
         return len(self.length)

@@ -42,14 +42,14 @@ class RingReplay:
     fields: tuple[str, ...] = ()
     slot_fields: tuple[str, ...] = ()
 
-    def __init__(self, capacity: int, obs_shape: tuple, seed: int = 0, window: int = 32):
+    def __init__(self, capacity: int, obs_shape: tuple, seed: int = 0, window: int = 32, frame_slots: int = 1024):
         if capacity < 1:
             raise ValueError("replay capacity must be at least 1")
         self.capacity = capacity
         self.obs_shape = tuple(obs_shape)
         image = len(self.obs_shape) == 3   # [stack, H, W] uint8 frames; anything else is a vector
         self.frames = FrameStore(self.obs_shape[1:] if image else self.obs_shape, image=image,
-                                 stack=self.obs_shape[0] if image else 1, window=window)
+                                 stack=self.obs_shape[0] if image else 1, window=window, initial_slots=frame_slots)
         self.tid = np.full(capacity, -1, dtype=np.int64)
         self.inserted = 0      # items ever added; the next item's id
         self.sampled = 0       # items ever sampled
@@ -105,6 +105,12 @@ class RingReplay:
         """What a sharded loader divides a batch by: the sum of sampling weights (uniform: the size)."""
         return float(len(self))
 
+    beta = 1.0   # importance-sampling exponent (prioritized replay anneals it)
+
+    def _drawn(self) -> dict:
+        """How the last batch was drawn (records.Drawn), for loaders that merge several shards' batches."""
+        return {"probs": self.last_probs, "mass": self.mass, "size": len(self), "beta": self.beta}
+
     def _sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Slots and importance weights of `batch_size` items drawn from a non-empty replay."""
         if len(self) == 0:
@@ -113,9 +119,13 @@ class RingReplay:
         self.sampled += batch_size
         return slots, weights
 
-    def update_priorities(self, ids: np.ndarray, priority: np.ndarray) -> int:
+    def update_priorities(self, ids: np.ndarray, priority: np.ndarray, step: int | None = None) -> int:
         """Uniform replay ignores priorities; returns 0 updated."""
         return 0
+
+    def new_generation(self) -> int:
+        """The generation a (re)started writer stamps on its pushes (FrameStore.new_generation)."""
+        return self.frames.new_generation()
 
     def stats(self) -> dict:
         return {"size": len(self), "inserted": self.inserted, "sampled": self.sampled,
@@ -156,8 +166,10 @@ class Prioritized:
     """Mixin over a RingReplay: proportional prioritization with stratified sampling over a sum tree.
 
     P(i) = p_i^alpha / sum_k p_k^alpha; importance weights use beta annealed linearly from `beta0` to 1
-    over `beta_steps` sampled batches; new items enter with their actor's priority or, lacking one, the
-    largest priority seen so far. Updates for ids whose slot was overwritten since are ignored.
+    over `beta_steps` learner steps, which the learner's priority updates report (counting sample calls
+    instead would anneal R times too fast with R learner replicas, and early with loaders sampling
+    ahead); new items enter with their actor's priority or, lacking one, the largest priority seen so
+    far. Updates for ids whose slot was overwritten since are ignored.
     """
 
     prioritized = True
@@ -166,7 +178,7 @@ class Prioritized:
         self.alpha, self.beta0, self.beta_steps, self.eps = alpha, beta0, beta_steps, eps
         self.tree = SumTree(self.capacity)
         self.max_priority = 1.0
-        self.sample_calls = 0
+        self.learner_steps = 0   # the highest learner step a priority update has reported
 
     @property
     def nbytes(self) -> int:
@@ -178,7 +190,7 @@ class Prioritized:
 
     @property
     def beta(self) -> float:
-        return linear_schedule(self.sample_calls, self.beta0, 1.0, self.beta_steps)
+        return linear_schedule(self.learner_steps, self.beta0, 1.0, self.beta_steps)
 
     def _set_new_priorities(self, slots: np.ndarray, priority: np.ndarray | None) -> None:
         p = np.full(len(slots), np.nan) if priority is None else np.asarray(priority, dtype=np.float64)
@@ -197,11 +209,13 @@ class Prioritized:
             prio = self.tree.get(slots)
         self.last_probs = prio / self.tree.total
         weights = importance_weights(self.last_probs, len(self), self.beta)
-        self.sample_calls += 1
         return slots, weights
 
-    def update_priorities(self, ids: np.ndarray, priority: np.ndarray) -> int:
-        """Set new priorities (|TD error|) for sampled ids; ids whose slot was overwritten are ignored."""
+    def update_priorities(self, ids: np.ndarray, priority: np.ndarray, step: int | None = None) -> int:
+        """Set new priorities (|TD error|) for sampled ids; ids whose slot was overwritten are ignored.
+        `step`, the learner's step count, moves the importance-sampling beta."""
+        if step is not None:
+            self.learner_steps = max(self.learner_steps, int(step))
         ids = np.asarray(ids, dtype=np.int64)
         priority = np.asarray(priority, dtype=np.float64)
         slots = ids % self.capacity
@@ -214,14 +228,15 @@ class Prioritized:
     def state_dict(self) -> dict:
         state = super().state_dict()
         state.update(priorities=self.tree.priorities().copy(), max_priority=np.float64(self.max_priority),
-                     sample_calls=np.int64(self.sample_calls))
+                     learner_steps=np.int64(self.learner_steps))
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.tree = SumTree(self.capacity)
         self.tree.update(np.arange(self.capacity), state["priorities"])
-        self.max_priority, self.sample_calls = float(state["max_priority"]), int(state["sample_calls"])
+        self.max_priority = float(state["max_priority"])
+        self.learner_steps = int(state["learner_steps"] if "learner_steps" in state else 0)
 
 
 class UniformReplay(RingReplay):
@@ -231,8 +246,8 @@ class UniformReplay(RingReplay):
     slot_fields = ("obs_slot", "next_slot")
 
     def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
-                 seed: int = 0, window: int = 32):
-        super().__init__(capacity, obs_shape, seed, window)
+                 seed: int = 0, window: int = 32, frame_slots: int = 1024):
+        super().__init__(capacity, obs_shape, seed, window, frame_slots)
         self.obs_slot = np.zeros(capacity, dtype=np.int32)
         self.next_slot = np.zeros(capacity, dtype=np.int32)
         self.action = np.zeros((capacity,) + tuple(action_shape), dtype=action_dtype)
@@ -244,6 +259,10 @@ class UniformReplay(RingReplay):
         pushes = [pushes] if isinstance(pushes, Push) else pushes
         added = 0
         for push in pushes:
+            t = len(push.obs)
+            if any(len(a) != t for a in (push.next_obs, push.action, push.ret, push.discount)) or \
+                    (push.priority is not None and len(push.priority) != t):
+                raise ValueError(f"stream {push.stream}: the transition fields of a push differ in length")
             obs, next_obs = self.frames.add(push)
             added += self._insert({"obs_slot": obs, "next_slot": next_obs, "action": push.action,
                                    "ret": push.ret, "discount": push.discount}, push.priority)
@@ -253,7 +272,7 @@ class UniformReplay(RingReplay):
         """A batch of `batch_size` transitions; image frames stay compressed for a loader to decode."""
         slots, weights = self._sample(batch_size)
         return SampledBatch(ids=self.tid[slots], weights=weights, action=self.action[slots],
-                            ret=self.ret[slots], discount=self.discount[slots],
+                            ret=self.ret[slots], discount=self.discount[slots], **self._drawn(),
                             **self.frames.gather(self.obs_slot[slots], self.next_slot[slots]))
 
 
@@ -262,8 +281,8 @@ class PrioritizedReplay(Prioritized, UniformReplay):
 
     def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple = (), action_dtype=np.int64,
                  seed: int = 0, window: int = 32, alpha: float = 0.6, beta0: float = 0.4,
-                 beta_steps: int = 100_000, eps: float = 1e-6):
-        UniformReplay.__init__(self, capacity, obs_shape, action_shape, action_dtype, seed, window)
+                 beta_steps: int = 100_000, eps: float = 1e-6, frame_slots: int = 1024):
+        UniformReplay.__init__(self, capacity, obs_shape, action_shape, action_dtype, seed, window, frame_slots)
         self._init_priorities(alpha, beta0, beta_steps, eps)
 
 

@@ -54,10 +54,10 @@ class SequenceWriter(FrameWriter):
 
     def __init__(self, stream: int, seq_len: int, overlap: int, gamma: float, image: bool, state_size: int,
                  priority_fn: PriorityFn | None = None, keyframe_interval: int = KEYFRAME_INTERVAL,
-                 level: int = COMPRESSION_LEVEL):
+                 level: int = COMPRESSION_LEVEL, generation: int = 0):
         if seq_len < 1 or not 0 <= overlap < seq_len:
             raise ValueError("need seq_len >= 1 and 0 <= overlap < seq_len")
-        super().__init__(stream, image, keyframe_interval, level)
+        super().__init__(stream, image, keyframe_interval, level, generation)
         self.seq_len, self.overlap, self.period = seq_len, overlap, seq_len - overlap
         self.gamma, self.state_size, self.priority_fn = gamma, state_size, priority_fn
         self._episode: int | None = None   # frame number of the running episode's first observation
@@ -190,8 +190,8 @@ class SequenceReplay(RingReplay):
     slot_fields = ("obs_slot",)
 
     def __init__(self, capacity: int, obs_shape: tuple, seq_len: int, state_size: int, seed: int = 0,
-                 window: int | None = None):
-        super().__init__(capacity, obs_shape, seed, window or seq_len + 8)
+                 window: int | None = None, frame_slots: int = 1024):
+        super().__init__(capacity, obs_shape, seed, window or seq_len + 8, frame_slots)
         self.seq_len, self.state_size = seq_len, state_size
         L = seq_len
         self.obs_slot = np.zeros((capacity, L + 1), dtype=np.int32)   # newest-frame slot of o_0..o_L
@@ -231,7 +231,7 @@ class SequenceReplay(RingReplay):
         return SampledSequences(ids=self.tid[slots], weights=weights, length=self.length[slots],
                                 action=self.action[slots], reward=self.reward[slots], discount=self.discount[slots],
                                 state=self.state[slots], prev_action=self.prev_action[slots],
-                                prev_reward=self.prev_reward[slots], **g)
+                                prev_reward=self.prev_reward[slots], **self._drawn(), **g)
 
 
 class PrioritizedSequenceReplay(Prioritized, SequenceReplay):
@@ -239,8 +239,8 @@ class PrioritizedSequenceReplay(Prioritized, SequenceReplay):
 
     def __init__(self, capacity: int, obs_shape: tuple, seq_len: int, state_size: int, seed: int = 0,
                  window: int | None = None, alpha: float = 0.9, beta0: float = 0.6, beta_steps: int = 100_000,
-                 eps: float = 1e-6):
-        SequenceReplay.__init__(self, capacity, obs_shape, seq_len, state_size, seed, window)
+                 eps: float = 1e-6, frame_slots: int = 1024):
+        SequenceReplay.__init__(self, capacity, obs_shape, seq_len, state_size, seed, window, frame_slots)
         self._init_priorities(alpha, beta0, beta_steps, eps)
 
 

@@ -36,7 +36,7 @@ def route_update(update: PriorityUpdate, num_shards: int) -> dict[int, PriorityU
     out = {}
     for k in np.unique(ids % num_shards).tolist():
         sel = ids % num_shards == k
-        out[k] = PriorityUpdate(ids[sel] // num_shards, np.asarray(update.priority)[sel])
+        out[k] = PriorityUpdate(ids[sel] // num_shards, np.asarray(update.priority)[sel], update.step)
     return out
 
 
@@ -48,7 +48,8 @@ def reweight(parts: dict[int, object], num_shards: int, prioritized: bool) -> li
     size = sum(parts[k].size for k in keys)
     if prioritized and total_mass > 0:
         probs = np.concatenate([parts[k].probs * parts[k].mass / total_mass for k in keys])
-        weights = importance_weights(probs, size, parts[keys[0]].beta)
+        # beta follows the learner's steps; a shard that got no recent update lags: take the newest
+        weights = importance_weights(probs, size, max(parts[k].beta for k in keys))
     else:
         weights = np.ones(sum(len(parts[k].ids) for k in keys), dtype=np.float32)
     out, start = [], 0

@@ -25,8 +25,8 @@ class FrameWriter:
     predecessor (images) or kept as float32 rows (vectors), handed out once each by `_take_frames`."""
 
     def __init__(self, stream: int, image: bool, keyframe_interval: int = KEYFRAME_INTERVAL,
-                 level: int = COMPRESSION_LEVEL):
-        self.stream, self.image = stream, image
+                 level: int = COMPRESSION_LEVEL, generation: int = 0):
+        self.stream, self.image, self.generation = stream, image, generation
         self.encoder = FrameEncoder(keyframe_interval, level) if image else None
         self.frame_no = -1                 # number of the latest frame
         self._base = 0                     # number of the first frame not yet pushed
@@ -47,7 +47,7 @@ class FrameWriter:
         return self.frame_no
 
     def _take_frames(self) -> dict:
-        """The frame fields of a push (stream, frame_base, frames, first, depth) for the frames added
+        """The frame fields of a push (stream, generation, frame_base, frames, first, depth) for the frames added
         since the last call; the next call starts after them."""
         if self.image:
             frames = self._frames
@@ -55,7 +55,7 @@ class FrameWriter:
             frames = np.stack(self._frames)
         else:
             frames = np.zeros((0,) + self._shape, np.float32)
-        out = {"stream": self.stream, "frame_base": self._base, "frames": frames,
+        out = {"stream": self.stream, "generation": self.generation, "frame_base": self._base, "frames": frames,
                "first": np.array(self._first, dtype=bool), "depth": np.array(self._depth, dtype=np.uint8)}
         self._base = self.frame_no + 1
         self._frames, self._first, self._depth = [], [], []
@@ -66,8 +66,8 @@ class StreamWriter(FrameWriter):
     """One env stream's n-step transitions and their frames."""
 
     def __init__(self, stream: int, nstep: int, gamma: float, image: bool, priorities: bool = False,
-                 keyframe_interval: int = KEYFRAME_INTERVAL, level: int = COMPRESSION_LEVEL):
-        super().__init__(stream, image, keyframe_interval, level)
+                 keyframe_interval: int = KEYFRAME_INTERVAL, level: int = COMPRESSION_LEVEL, generation: int = 0):
+        super().__init__(stream, image, keyframe_interval, level, generation)
         self.priorities = priorities
         self.adder = NStepAdder(nstep, gamma)
         self._ready: list[tuple[NStepTransition, float]] = []

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from buffers import PrioritizedReplay, StreamWriter, UniformReplay, decode_batch
-from buffers.frames import FrameEncoder, decode_frames
+from buffers.frames import FrameEncoder, StalePush, decode_frames
 from envs import make_env
 from test.replay_helpers import fill, noise_env
 
@@ -68,9 +68,18 @@ def test_restarted_stream_and_out_of_order_push():
     replay = UniformReplay(1000, (4, 84, 84))
     w = StreamWriter(0, 3, 0.99, image=True)
     fill(noise_env(), w, replay, 50, 10, seed=0, expected=[])
-    w2 = StreamWriter(0, 3, 0.99, image=True)   # same stream id, frame numbers from 0 again
+    w.step(0, 0.0, np.zeros((4, 84, 84), np.uint8), False, False)
+    late = w.take()
+    w2 = StreamWriter(0, 3, 0.99, image=True, generation=replay.new_generation())   # a restarted agent
     expected = []
     fill(noise_env(), w2, replay, 50, 10, seed=1, expected=expected)
+    with pytest.raises(StalePush, match="generation 0 after generation 1"):
+        replay.add(late)                         # the dead agent's last push, arriving late
+    again = StreamWriter(0, 3, 0.99, image=True, generation=1)
+    fill(noise_env(), again, UniformReplay(100, (4, 84, 84)), 5, 5, seed=0, expected=[])
+    again.step(0, 0.0, np.zeros((4, 84, 84), np.uint8), False, False)
+    with pytest.raises(ValueError, match=r"stream 0: push starts at frame 6, expected \d+"):
+        replay.add(again.take())                 # same generation, frames out of order: a bug, not a late push
     b = decode_batch(replay.sample(64))
     new = b.ids >= replay.inserted - len(expected)
     for i in np.flatnonzero(new):

@@ -33,9 +33,10 @@ def test_beta_anneals_from_04_to_1_and_never_above():
     rp = PrioritizedReplay(100, (2,), beta_steps=4)
     rp.add(vector_push(0, 0, 10))
     betas = []
-    for _ in range(7):
-        betas.append(rp.beta)
-        rp.sample(4)
+    for step in range(7):                  # beta follows the learner steps its priority updates report
+        sb = rp.sample(4)
+        betas.append(sb.beta)
+        rp.update_priorities(sb.ids, np.ones(4), step=step + 1)
     assert betas == pytest.approx([0.4, 0.55, 0.7, 0.85, 1.0, 1.0, 1.0])
 
 

@@ -224,7 +224,7 @@ def test_frames_shared_and_ring_overwrite_gives_every_reference_back():
     assert fs.live == np.count_nonzero(fs.blob_len) and np.all(fs.refs[fs.blob_len > 0] > 0)
     assert np.all(fs.refs[fs.free[:fs.n_free]] == 0)
     # a restarted stream (frames from 0 again) drops the old window; its sequences overwrite all the old ones
-    w2 = SequenceWriter(0, 8, 4, 0.99, image=True, state_size=H)
+    w2 = SequenceWriter(0, 8, 4, 0.99, image=True, state_size=H, generation=rp.new_generation())
     new = []
     fill(noise_env(), w2, rp, 120, seed=2, expected=new, push_every=5)
     assert len(new) >= 10 and rp.tid.min() >= rp.inserted - 10
