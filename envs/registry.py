@@ -63,7 +63,8 @@ def make_env(name: str, *, train: bool = True, seed: int | None = None, sticky: 
 
         env = make_atari(ident, train=train, sticky=sticky, render_mode=render_mode)
     else:
-        env = gym.make(ident, render_mode=render_mode)
+        # only when rendering: a third-party env whose constructor takes no render_mode must still build
+        env = gym.make(ident, render_mode=render_mode) if render_mode is not None else gym.make(ident)
         if isinstance(env.observation_space, gym.spaces.Box) and env.observation_space.dtype != np.float32:
             env = gym.wrappers.TransformObservation(
                 env, lambda o: np.asarray(o, dtype=np.float32),

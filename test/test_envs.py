@@ -80,3 +80,13 @@ def test_time_limit_is_truncation_not_termination():
         if term or trunc:
             break
     assert trunc and not term and info["game_over"]
+
+
+def test_an_env_whose_constructor_takes_no_render_mode_builds():
+    """Regression: render_mode=None was passed to every gymnasium env, and a constructor without that
+    argument raised TypeError. It is passed only when rendering."""
+    name = "test.plain_env:PlainCounter-v0"
+    info = env_info(name)
+    assert info.discrete and info.obs_shape == (1,)
+    env = make_env(name, seed=0)
+    assert env.step(1)[0].tolist() == [1.0]
