@@ -27,10 +27,12 @@ def main(argv: list[str] | None = None) -> int:
             from agents.play import print_result, test
             print_result(test(cfg, given))
             return 0
-        from agents.program import RoleDied, train
+        from agents.driver import RunFailed, train
         try:
             summary = train(cfg, given)
-        except RoleDied as e:
+        except RunFailed as e:
+            if e.details:
+                print(e.details, file=sys.stderr)
             print(f"main.py: {e}", file=sys.stderr)
             return 1
     except (UsageError, UnknownEnvError) as e:

@@ -20,7 +20,7 @@ setup(
         "matplotlib>=3.7",          # exp/plot.py: learning curves
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "hypothesis>=6.100"],   # hypothesis: the replay's property tests
         "mujoco": ["gymnasium[mujoco]>=1.0"],   # HalfCheetah-v5, Hopper-v5, ... for DDPG / D4PG
     },
 )

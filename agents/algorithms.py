@@ -51,6 +51,14 @@ def make_learner(cfg: Config, info: EnvInfo, device: str = "cpu"):
                       lr=a.lr, clip_norm=a.clip_norm, target_period=a.target_period, device=device)
 
 
+def replay_items(cfg: Config, steps: int) -> int:
+    """Replay items that hold `steps` agent steps: transitions, or R2D2 sequences of seq_len - overlap
+    new steps each (--replay_size and --replay_start count steps for every algorithm)."""
+    if algorithm(cfg).sequences:
+        return max(1, steps // (cfg.alg.seq_len - cfg.alg.overlap)) if steps > 0 else 0
+    return steps
+
+
 def make_memory(cfg: Config, info: EnvInfo, capacity: int | None = None):
     """The replay of the run's algorithm and buffer kind; `capacity` in transitions (R2D2: steps,
     held as sequences that each add seq_len - overlap new steps)."""
@@ -60,8 +68,8 @@ def make_memory(cfg: Config, info: EnvInfo, capacity: int | None = None):
     if a.alg == "R2D2":
         from buffers.sequence import make_sequence_replay
 
-        return make_sequence_replay(rp.buffer, max(1, capacity // (a.seq_len - a.overlap)), info.obs_shape,
-                                    a.seq_len, a.lstm, seed=cfg.run.seed, **prio)
+        return make_sequence_replay(rp.buffer, replay_items(cfg, capacity), info.obs_shape, a.seq_len, a.lstm,
+                                    seed=cfg.run.seed, **prio)
     action = dict(action_shape=(info.num_actions,), action_dtype=np.float32) if not a.discrete else {}
     return make_replay(rp.buffer, capacity, info.obs_shape, seed=cfg.run.seed, window=max(32, a.nstep + 8),
                        **action, **prio)

@@ -64,7 +64,7 @@ class RunConfig:
 class ReplayConfig:
     buffer: str = _f("pmdb", "replay: mmdb (uniform) or pmdb (proportional prioritized)", choices=BUFFERS)
     replay_size: int = _f(1_000_000, "replay capacity in transitions (R2D2: steps, held as sequences of seq_len - overlap new steps each)")
-    replay_start: int = _f(20_000, "transitions in replay before the learner starts (R2D2: sequences)")
+    replay_start: int = _f(20_000, "transitions in replay before the learner starts (R2D2: steps, as --replay_size)")
     replay_shards: int = _f(1, "replay actors; agent i writes to shard i %% K, loaders sample across shards in "
                                "proportion to their sizes (pmdb: priority totals); shards spread over nodes")
     speed: float = _f(8.0, "replay ratio: transitions sampled per transition inserted (R2D2: sequences), held by a rate limiter")
@@ -146,7 +146,7 @@ IDENTITY = (("alg", "alg"), ("alg", "dueling"), ("alg", "norm"), ("alg", "lstm")
 # defaults that differ by algorithm (the papers' settings); a flag given on the command line wins
 ALG_DEFAULTS: dict[str, dict[tuple[str, str], object]] = {
     "R2D2": {("alg", "nstep"): 5, ("alg", "gamma"): 0.997, ("replay", "alpha"): 0.9, ("alg", "dueling"): True,
-             ("alg", "lr"): 1e-4, ("replay", "speed"): 1.0},
+             ("alg", "lr"): 1e-4, ("replay", "speed"): 1.0, ("replay", "replay_start"): 50_000},
     "DDPG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256},
     "D4PG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256},
 }
@@ -233,8 +233,13 @@ def validate(cfg: Config) -> None:
     need(0 <= r.eval_epsilon <= 1 and 0 <= a.eps_final <= 1, "epsilons must be within [0, 1]")
     need(rp.replay_start <= rp.replay_size,
          f"--replay_start ({rp.replay_start}) cannot exceed --replay_size ({rp.replay_size})")
-    need(rp.replay_start >= a.batch_size or rp.replay_start >= rp.replay_size,
-         f"--replay_start ({rp.replay_start}) must be at least --batch_size ({a.batch_size})")
+    per_item = max(1, a.seq_len - a.overlap) if a.alg == "R2D2" else 1   # R2D2: new steps per sequence
+    need(rp.replay_start // per_item >= a.batch_size or rp.replay_start >= rp.replay_size,
+         f"--replay_start ({rp.replay_start}) must hold at least --batch_size ({a.batch_size}) "
+         + (f"sequences: {a.batch_size * per_item} steps" if per_item > 1 else "transitions"))
+    need(rp.replay_shards <= r.num_agents,
+         f"--replay_shards ({rp.replay_shards}) cannot exceed --num_agents ({r.num_agents}): agent i writes to "
+         f"shard i % {rp.replay_shards}, so a shard without an agent would stay empty")
     need(not r.test or r.resume, "--test needs --resume PATH of a checkpoint to play")
     need(not r.record or r.test, "--record goes with --test")
     if a.alg == "R2D2":

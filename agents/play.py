@@ -24,7 +24,7 @@ def test(cfg: Config, given: set) -> dict:
     if ("run", "suffix") not in given:
         cfg.run.suffix = ckpt["config"]["run"]["suffix"]
     info = env_info(cfg.run.env)
-    from agents.program import check_action_space
+    from agents.driver import check_action_space
     check_action_space(cfg, info)
     runner = EvalRunner(cfg, info, seed_offset=20_000, render=cfg.run.record)
     weights = ckpt["learner"][algorithm(cfg).weights_key]

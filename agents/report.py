@@ -59,6 +59,8 @@ class Reporter:
         tb.add_scalar("replay/size", replay.get("size", 0), env_steps)
         tb.add_scalar("replay/bytes", replay.get("bytes", 0), env_steps)
         tb.add_scalar("replay/sampled_per_inserted", replay.get("ratio", 0.0), env_steps)
+        # stale pushes of dead agents, summed over shards: the only pushes a replay may drop
+        tb.add_scalar("replay/dropped_pushes", replay.get("dropped_pushes", 0), env_steps)
         ret = f"{np.mean(self.recent_returns):.1f}" if self.recent_returns else "-"
         ev = f"{self.last_eval:.1f}" if self.last_eval is not None else "-"
         line = (f"env_steps {env_steps:,} | {sps:,.0f} steps/s | learner {learner_steps:,} ({ups:,.1f} upd/s) | "

@@ -2,7 +2,9 @@
 wraps each as a Ray actor (Agent, Replay, Loader, Learner, Evaluator) and supplies the transport."""
 from __future__ import annotations
 
+import functools
 import time
+import traceback
 import warnings
 from collections import deque
 from typing import Callable
@@ -10,12 +12,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from agents.algorithms import algorithm, make_learner, make_memory
+from agents.algorithms import algorithm, make_learner, make_memory, replay_items
 from agents.config import Config
 from agents.optim import settle
 from agents.policies import Policy
 from buffers import PriorityUpdate, Push, SampledBatch, decode_batch
-from buffers.frames import FrameDecoder
+from buffers.frames import FrameDecoder, StalePush
 from buffers.rate_limiter import RateLimiter
 from buffers.shards import concat_batches, reweight, split_counts
 from envs import EnvInfo, make_env
@@ -25,6 +27,26 @@ def make_policy(cfg: Config, info: EnvInfo, index: int, num_envs: int, explore: 
     return algorithm(cfg).policy(cfg, info, index, num_envs, explore, seed)
 
 
+class ReplayFailed(RuntimeError):
+    """The replay met an internal error: its state can no longer be trusted, so it serves nothing more."""
+
+
+def guarded(method):
+    """A ReplayServer method that stops the replay for good at its first error: the memory may be half
+    updated, so this call and every later one raise ReplayFailed with the first error's text."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if self.failure is not None:
+            raise ReplayFailed(self.failure)
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:
+            self.failure = f"{type(e).__name__}: {e}"
+            self.failure_trace = traceback.format_exc()
+            raise ReplayFailed(self.failure) from e
+    return call
+
+
 class ReplayServer:
     """The replay memory behind its rate limiter. Moves bytes and updates trees, nothing else."""
 
@@ -32,40 +54,54 @@ class ReplayServer:
         rp = cfg.replay
         self.memory = make_memory(cfg, info)
         tolerance = max(4 * cfg.alg.batch_size * cfg.run.num_loaders, rp.speed * 1000)
-        self.limiter = RateLimiter(rp.speed, min(rp.replay_start, rp.replay_size), tolerance)
+        self.limiter = RateLimiter(rp.speed, replay_items(cfg, min(rp.replay_start, rp.replay_size)), tolerance)
         self.dropped_pushes = 0
+        self.failure: str | None = None   # the first internal error, after which the replay refuses all work
+        self.failure_trace = ""
 
+    @guarded
     def add(self, pushes: list[Push]) -> bool:
         """Store pushes; True while the agents may go on inserting.
 
-        A push out of its stream's order (a dead agent's last push arriving after its restarted
-        successor's first) is dropped and counted; the replay itself is unchanged by it."""
+        The one push that may be dropped is a stale one (a dead agent's last push arriving after its
+        restarted successor's first), recognised before it changes anything, and counted. Any other
+        error stops the replay (ReplayFailed) and, through the driver, the run."""
         for push in pushes:
             try:
                 self.limiter.inserted += self.memory.add(push)
-            except ValueError:
+            except StalePush:
                 self.dropped_pushes += 1
         return self.limiter.can_insert()
 
+    @guarded
+    def new_generation(self) -> int:
+        """The generation a (re)started agent stamps on its pushes; older generations' pushes are stale."""
+        return self.memory.new_generation()
+
+    @guarded
     def insert_allowed(self) -> bool:
         return self.limiter.can_insert()
 
+    @guarded
     def sample(self, batch_size: int) -> SampledBatch | None:
         """A batch, or None while the rate limiter holds sampling back."""
         if not self.limiter.can_sample(batch_size):
             return None
         self.limiter.sampled += batch_size
-        sb = self.memory.sample(batch_size)
-        m = self.memory
-        sb.probs, sb.mass, sb.size, sb.beta = m.last_probs, m.mass, len(m), getattr(m, "beta", 1.0)
-        return sb
+        return self.memory.sample(batch_size)
 
+    @guarded
     def mass(self) -> float:
         """This replay's sampling mass (priority total, or size), for loaders that sample across shards."""
         return self.memory.mass
 
+    @guarded
     def update_priorities(self, update: PriorityUpdate) -> int:
-        return self.memory.update_priorities(update.ids, update.priority)
+        return self.memory.update_priorities(update.ids, update.priority, update.step)
+
+    def failure_reason(self) -> tuple[str, str] | None:
+        """(the error that stopped this replay, its traceback), or None while it works."""
+        return None if self.failure is None else (self.failure, self.failure_trace)
 
     def stats(self) -> dict:
         s = self.memory.stats()
@@ -80,7 +116,7 @@ class EnvRunner:
     replay wants the agent to wait."""
 
     def __init__(self, index: int, cfg: Config, info: EnvInfo, send: Callable[[list[Push]], bool],
-                 wait: Callable[[], None] = lambda: None, push_period: int = 50):
+                 wait: Callable[[], None] = lambda: None, push_period: int = 50, generation: int = 0):
         torch.set_num_threads(1)
         self.index, self.cfg, self.info = index, cfg, info
         self.send, self.wait, self.push_period = send, wait, push_period
@@ -91,6 +127,8 @@ class EnvRunner:
                      for j in range(e)]
         self.policy = make_policy(cfg, info, index, e, explore=True, seed=run.seed + index)
         self.writers = [self.policy.writer(index * e + j) for j in range(e)]
+        for w in self.writers:   # from the replay: a restarted agent's pushes outrank its predecessor's
+            w.generation = generation
         self.version = -1
         self.steps = 0
         self.obs = []
@@ -155,19 +193,24 @@ class ShardedSampler:
         self.rng = np.random.default_rng(seed)
         self.missing: dict[int, int] | None = None
         self.parts: dict = {}
+        self.blind = False
 
     def __call__(self, batch_size: int) -> list | None:
         """The batch's parts (global ids, merged importance weights), or None while one is held back."""
         if self.missing is None:
-            counts = split_counts(batch_size, self.masses(), self.rng)
+            masses = self.masses()
+            counts = split_counts(batch_size, masses, self.rng)
             self.missing = {k: int(c) for k, c in enumerate(counts) if c > 0}
             self.parts = {}
+            self.blind = sum(masses) <= 0   # every shard empty: the split is a guess
         wanted = sorted(self.missing.items())
         for (k, _), sb in zip(wanted, self.request(wanted)):
             if sb is not None:
                 self.parts[k] = sb
                 del self.missing[k]
         if self.missing:
+            if self.blind:   # a guess may wait on a shard that stays empty: split anew by the masses next time
+                self.missing = None
             return None
         self.missing = None
         return reweight(self.parts, self.num_shards, self.prioritized)
@@ -280,7 +323,7 @@ class LearnerLoop:
         if meanwhile is not None:
             meanwhile()
         stats, prio = settle(*launched)
-        return stats, PriorityUpdate(ids, prio)
+        return stats, PriorityUpdate(ids, prio, self.steps)
 
     def train_on(self, batch) -> tuple[dict, PriorityUpdate]:
         return self.train_staged(self.stage(batch))

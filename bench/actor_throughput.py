@@ -57,7 +57,7 @@ def main() -> None:
                                  "--replay_start=1000000", f"--max_time={args.seconds}", "--eval_period=0",
                                  "--status_period=3", f"--logdir={d}/logs", f"--modeldir={d}/model",
                                  f"--num_cpus={cores}"])
-        from agents.program import train
+        from agents.driver import train
         summary = train(cfg, given)
         acc = EventAccumulator(os.path.join(summary["logdir"])).Reload()
         rates = [e.value for e in acc.Scalars("charts/env_steps_per_s")][2:]   # skip start-up windows

@@ -19,7 +19,8 @@ import torch  # noqa: E402
 
 from agents.algorithms import decoder_for  # noqa: E402
 from agents.config import parse_args  # noqa: E402
-from agents.program import Learner, Loader, Replay, init_ray  # noqa: E402
+from agents.actors import Learner, Loader, Replay  # noqa: E402
+from agents.driver import init_ray  # noqa: E402
 from agents.roles import EnvRunner, LearnerLoop  # noqa: E402
 from envs import env_info  # noqa: E402
 

@@ -6,7 +6,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.config import parse_args
-from agents.program import train
+from agents.driver import train
 from main import main
 
 MEMORY_ENV = "test.memory_env:CueMemory-v0"
@@ -85,8 +85,8 @@ def test_r2d2_remembers_the_cue_where_ddqn_stays_at_chance(ray_session, tmp_path
     first of 8 steps. R2D2 (LSTM 64, whole-episode sequences, no burn-in) must reach a mean of 0.9 over
     20 evaluation games; DDQN, which sees only the current observation, must stay near 0 (chance)."""
     cfg, given = parse_args(train_args(
-        tmp_path, MEMORY_ENV, "--alg=R2D2", *R2D2_MEMORY, "--seq_len=8", "--overlap=4", "--burn_in=0",
-        "--lstm=64", "--speed=4", "--eval_episodes=20", "--stop_return=0.95", "--suffix=r2d2"))
+        tmp_path, MEMORY_ENV, "--alg=R2D2", *R2D2_MEMORY, "--replay_start=800", "--seq_len=8", "--overlap=4",
+        "--burn_in=0", "--lstm=64", "--speed=4", "--eval_episodes=20", "--stop_return=0.95", "--suffix=r2d2"))
     r2d2 = train(cfg, given)
     assert r2d2["best_eval_return"] >= 0.9, r2d2
     cfg, given = parse_args(train_args(
@@ -105,7 +105,7 @@ def test_r2d2_remembers_the_cue_where_ddqn_stays_at_chance(ray_session, tmp_path
 def test_r2d2_on_pong_through_lz4_sequences(ray_session, tmp_path):
     cfg, given = parse_args(train_args(
         tmp_path, "Pong", "--alg=R2D2", "--buffer=pmdb", "--num_agents=2", "--max_steps=2000",
-        "--replay_start=20", "--replay_size=4000", "--seq_len=20", "--overlap=10", "--burn_in=10", "--lstm=32",
+        "--replay_start=200", "--replay_size=4000", "--seq_len=20", "--overlap=10", "--burn_in=10", "--lstm=32",
         "--batch_size=4", "--speed=1", "--eval_period=0", "--suffix=r2d2pong", "--save_period=20"))
     summary = train(cfg, given)
     assert summary["env_steps"] >= 2000 and summary["learner_steps"] > 0 and summary["replay_size"] > 0

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from agents.config import parse_args
-from agents.program import train
+from agents.driver import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

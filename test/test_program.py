@@ -9,7 +9,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.config import parse_args
-from agents.program import train
+from agents.driver import train
 from main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +107,7 @@ def test_mismatched_or_truncated_checkpoints(cartpole_run, tmp_path, capsys):
 
 
 def test_a_replay_that_cannot_fit_is_refused_with_the_estimate(ray_session, tmp_path, capsys):
-    from agents.program import replay_bytes_per_transition
+    from agents.driver import replay_bytes_per_transition
     from envs import env_info
 
     cfg, _ = parse_args(["Pong", "--buffer=pmdb"])
@@ -185,7 +185,7 @@ def test_a_dead_learner_stops_the_run_with_how_to_resume(ray_session, tmp_path):
     import threading
     import time
 
-    from agents.program import RoleDied
+    from agents.driver import RunFailed
 
     def kill_learner():
         for _ in range(60):
@@ -199,10 +199,78 @@ def test_a_dead_learner_stops_the_run_with_how_to_resume(ray_session, tmp_path):
     threading.Thread(target=kill_learner, daemon=True).start()
     cfg, given = parse_args(["CartPole-v1", "--max_steps=100000000", "--eval_period=0", "--suffix=dead",
                              f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", *SMALL])
-    with pytest.raises(RoleDied) as e:
+    with pytest.raises(RunFailed) as e:
         train(cfg, given)
     assert e.value.role == "Learner" and os.path.exists(e.value.checkpoint)
     assert f"--resume {e.value.checkpoint}" in str(e.value) and "Learner actor died" in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_replay_error_stops_the_run_with_why_and_how_to_resume(ray_session, tmp_path, capsys, monkeypatch):
+    """Regression: the replay counted every error as a dropped push and went on with a half-updated
+    frame store. An error inside the replay (here a push with a gap in its stream, injected on the 40th
+    call) now stops the run: exit 1, the replay's error, and the --resume command of a checkpoint that
+    was saved after the failure (the failed replay itself is never saved)."""
+    from dataclasses import replace
+
+    from agents import driver
+    from agents.actors import Replay
+
+    class BrokenReplay(Replay):   # defined here, so Ray ships the class itself to the actor
+        def add(self, pushes):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 40:
+                pushes = [replace(pushes[0], frame_base=pushes[0].frame_base + 1)]
+            return super().add(pushes)
+
+    monkeypatch.setattr(driver, "Replay", BrokenReplay)
+    code, out, err = run_main(["CartPole-v1", "--max_steps=100000000", "--eval_period=0", "--suffix=broken",
+                               "--save_replay", f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model",
+                               *SMALL], capsys)
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("main.py: the Replay failed (ValueError: stream ") and "expected" in last
+    assert "the run stopped; resume with: python main.py CartPole-v1 --resume " in last
+    ckpt = last.rsplit(" ", 1)[-1]
+    assert os.path.exists(ckpt) and not os.path.exists(ckpt[:-3] + ".replay.npz")
+
+
+@pytest.mark.slow
+def test_an_error_in_a_roles_call_stops_the_run_and_is_never_swallowed(ray_session, tmp_path, monkeypatch):
+    """The evaluator's call raises (its actor lives on): the run stops naming the role and the error,
+    saves the learner, and tells how to resume."""
+    from agents import driver
+    from agents.actors import Evaluator
+
+    class BrokenEvaluator(Evaluator):
+        def evaluate(self, weights, episodes):
+            raise RuntimeError("the test's evaluator broke")
+
+    monkeypatch.setattr(driver, "Evaluator", BrokenEvaluator)
+    cfg, given = parse_args(["CartPole-v1", "--max_steps=100000000", "--eval_period=1000", "--suffix=evalbug",
+                             f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model", *SMALL])
+    with pytest.raises(driver.RunFailed) as e:
+        train(cfg, given)
+    assert e.value.role == "Evaluator" and os.path.exists(e.value.checkpoint)
+    assert str(e.value).startswith("the Evaluator failed (RuntimeError: the test's evaluator broke); the run stopped")
+    assert "the test's evaluator broke" in e.value.details and "in evaluate" in e.value.details   # where it raised
+
+
+@pytest.mark.slow
+def test_a_replay_overwritten_30_times_accepts_every_push(ray_session, tmp_path):
+    """2 agents and 2 loaders fill a 1,000-transition replay 30 times over: every push is accepted (none
+    dropped, no error), and summary.json and TensorBoard say so."""
+    cfg, given = parse_args(["CartPole-v1", "--alg=DDQN", "--buffer=pmdb", "--num_agents=2", "--num_loaders=2",
+                             "--replay_size=1000", "--replay_start=500", "--batch_size=32", "--speed=2",
+                             "--max_steps=30000", "--eval_period=0", "--suffix=ring", "--status_period=2",
+                             f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model"])
+    summary = train(cfg, given)
+    assert summary["replay_inserted"] >= 29_000 and summary["replay_size"] == 1000
+    assert summary["dropped_pushes"] == 0 and summary["learner_steps"] > 0
+    with open(summary["summary_path"]) as f:
+        assert json.load(f)["dropped_pushes"] == 0
+    acc = EventAccumulator(f"{tmp_path}/logs/CartPole-v1/ring").Reload()
+    assert [e.value for e in acc.Scalars("replay/dropped_pushes")][-1] == 0
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from agents.config import parse_args
+from agents.driver import train
 from agents.optim import flatten_grads, unflatten_grads
-from agents.program import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

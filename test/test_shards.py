@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from agents.config import parse_args
-from agents.program import train
+from agents.driver import train
 from agents.roles import ShardedSampler
 from buffers import PriorityUpdate, SampledBatch, decode_batch
 from buffers.replay import importance_weights
@@ -69,6 +69,36 @@ def test_sharded_sampler_keeps_parts_while_a_shard_holds_back():
     assert sum(len(p.ids) for p in parts) == 16
     batch = concat_batches([decode_batch(p) for p in parts])
     assert len(batch.ids) == 16 and np.all(batch.ids % 2 == np.array([0] * len(parts[0].ids) + [1] * len(parts[1].ids)))
+
+
+def test_a_blind_split_is_redone_once_a_shard_has_data():
+    """Regression: with every shard empty the first split is a guess; it used to be kept until every
+    part arrived, so a shard that never fills (more shards than agents) hung the loader for good."""
+    masses = [[0.0, 0.0], [5.0, 0.0]]
+
+    def request(wanted):
+        return [_part(list(range(n)), [1.0 / 5] * n, 5.0, 5) if k == 0 and masses[0][0] > 0 else None
+                for k, n in wanted]
+
+    sampler = ShardedSampler(request, lambda: masses[0], 2, prioritized=False, seed=0)
+    assert sampler(8) is None          # nothing anywhere yet
+    masses.pop(0)                      # shard 0 fills; shard 1 stays empty
+    parts = sampler(8)
+    assert parts is not None and [len(p.ids) for p in parts] == [8] and np.all(parts[0].ids % 2 == 0)
+
+
+def test_more_shards_than_agents_is_refused_at_start(capsys):
+    """Regression: --num_agents=1 --replay_shards=2 left shard 1 empty and the loaders waited forever."""
+    from main import main
+
+    assert main(["CartPole-v1", "--num_agents=1", "--replay_shards=2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--replay_shards (2) cannot exceed --num_agents (1)" in err and "\n" not in err
+
+
+def test_priority_updates_carry_the_learner_step_to_every_shard():
+    routed = route_update(PriorityUpdate(np.array([0, 1, 2, 3]), np.ones(4, np.float32), step=77), 2)
+    assert {k: u.step for k, u in routed.items()} == {0: 77, 1: 77}
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
-"""The distributed program: each role of agents/roles.py becomes a Ray actor named after it
-(ps and the dashboard show ray::Agent, ray::Replay, ray::Loader, ray::Learner, ray::Evaluator),
-and the driver wires them, aggregates statistics, checkpoints and stops."""
+"""The driver: starts Ray, checks that the run can work, places and wires the actors of agents/actors.py,
+runs the loop that feeds agents their weights, aggregates statistics, evaluates, checkpoints and stops,
+and turns a failed actor into one line that says what failed and how to resume."""
 from __future__ import annotations
 
 import json
@@ -8,12 +8,12 @@ import os
 import signal
 import sys
 import time
-from collections import deque
 
 import numpy as np
 import ray
 
-from agents.algorithms import algorithm, decoder_for, make_memory
+from agents.actors import Agent, Evaluator, Learner, Loader, Replay
+from agents.algorithms import algorithm, make_memory
 from agents.checkpoint import (
     checkpoint_dir,
     load_checkpoint,
@@ -21,42 +21,12 @@ from agents.checkpoint import (
     save_checkpoint,
 )
 from agents.config import Config, UsageError
+from agents.placement import cpu_nodes, near, spread
 from agents.report import Reporter
-from agents.roles import (
-    BatchLoader,
-    EnvRunner,
-    EvalRunner,
-    LearnerLoop,
-    PrefetchQueue,
-    ReplayServer,
-    ShardedSampler,
-)
-from buffers.shards import route_update
+from agents.roles import EnvRunner
 from envs import EnvInfo, env_info
 
-PUSHES_IN_FLIGHT = 4
 LEARNER_CHUNK_S = 0.5
-LOADER_DOWN_S = 60.0   # a loader dead this long is not being restarted: stop the learner
-
-
-class OnNode:
-    def node(self) -> str:
-        """The id of the node this actor runs on."""
-        return ray.get_runtime_context().get_node_id()
-
-
-class Replay(OnNode, ReplayServer):
-    def save(self, path: str) -> str:
-        """Write the replay next to a checkpoint, atomically."""
-        tmp = path + ".tmp"
-        self.memory.save(tmp)
-        os.replace(tmp, path)
-        return path
-
-    def load(self, path: str) -> int:
-        self.memory.load(path)
-        self.limiter.inserted, self.limiter.sampled = self.memory.inserted, self.memory.sampled
-        return len(self.memory)
 
 
 def replay_path(checkpoint: str, shard: int = 0, shards: int = 1) -> str:
@@ -83,217 +53,6 @@ def merge_replay_stats(stats: list[dict]) -> dict:
     return out
 
 
-class Agent(OnNode, EnvRunner):
-    def __init__(self, index: int, cfg: Config, info: EnvInfo, replay, steps: int = 0):
-        self.replay = replay
-        self.inflight: deque = deque()
-        super().__init__(index, cfg, info, send=self._send, wait=self._wait)
-        self.steps = steps
-
-    def _send(self, pushes) -> bool:
-        self.inflight.append(self.replay.add.remote(pushes))
-        allowed = True
-        while len(self.inflight) > PUSHES_IN_FLIGHT:
-            allowed = ray.get(self.inflight.popleft())
-        return allowed
-
-    def _wait(self) -> None:
-        while not ray.get(self.replay.insert_allowed.remote()):
-            time.sleep(0.01)
-
-    def run_chunk(self, steps: int, weights: list, steps_so_far: int) -> dict:
-        """`weights` is [(version, ObjectRef)]: fetched only when newer than what the agent has, so a
-        restarted agent loads the latest weights before it acts; `steps_so_far` continues its schedule."""
-        version, ref = weights[0]
-        if version > self.version:
-            self.set_weights(version, ray.get(ref))
-        self.steps = max(self.steps, steps_so_far)
-        return {**self.run(steps), "pid": os.getpid(), "node": self.node()}
-
-    def pid(self) -> int:
-        return os.getpid()
-
-
-class Loader(OnNode, BatchLoader):
-    """Samples from the replay (one batch ahead, so the replay prepares the next while this one decodes),
-    or across K replay shards; forwards priority updates to the shard each item came from."""
-
-    def __init__(self, replays, cfg: Config, seed: int = 0):
-        self.replays = replays if isinstance(replays, list) else [replays]
-        self.ahead = None
-        k = len(self.replays)
-        if k == 1:
-            sample, update = self._sample, lambda u: self.replays[0].update_priorities.remote(u)
-        else:
-            sample = ShardedSampler(lambda wanted: ray.get([self.replays[i].sample.remote(n) for i, n in wanted]),
-                                    lambda: ray.get([r.mass.remote() for r in self.replays]), k,
-                                    cfg.replay.buffer == "pmdb", seed)
-            update = self._route
-        super().__init__(sample=sample, update=update, batch_size=cfg.alg.batch_size, decode=decoder_for(cfg))
-
-    def _sample(self, n: int):
-        ref = self.ahead if self.ahead is not None else self.replays[0].sample.remote(n)
-        self.ahead = self.replays[0].sample.remote(n)   # the replay prepares the next batch while we decode
-        return ray.get(ref)
-
-    def _route(self, update) -> None:
-        for k, part in route_update(update, len(self.replays)).items():
-            self.replays[k].update_priorities.remote(part)
-
-
-class Learner(OnNode, LearnerLoop):
-    """The learner, or one of `world` data-parallel replicas (torch.distributed: NCCL on GPUs, gloo on
-    the CPU). Each replica trains on its own loaders' batches; gradients are averaged before clipping,
-    so replicas stay bit-identical; replica 0 publishes weights and is checkpointed; every replica sends
-    its priority updates. Replicas agree on every step (all have a batch) and on stopping."""
-
-    def __init__(self, cfg: Config, info: EnvInfo, loaders: list, device: str, rank: int = 0, world: int = 1):
-        super().__init__(cfg, info, device)
-        self.loaders = loaders   # or given later by `attach`, once they have been placed on this node
-        self.rank, self.world = rank, world
-        self.queue = None
-        self.returns: list = []     # (loader, update) requests to issue before the next fetch
-        self.held = None            # (loader, staged batch): fetched, moved to the device, not trained yet
-        self.prioritized = cfg.replay.buffer == "pmdb"
-        self.last_stats: dict = {}
-        self.loader_down: dict[int, float] = {}   # loader -> when it was first found dead
-
-    def attach(self, loaders: list) -> None:
-        self.loaders = loaders
-
-    def loaders_away(self) -> int:
-        """How many of this learner's loaders run on another node."""
-        here = self.node()
-        return sum(node != here for node in ray.get([loader.node.remote() for loader in self.loaders]))
-
-    # --- data parallel ---------------------------------------------------------------------------
-    def rendezvous(self) -> str:
-        """Replica 0: the address the process group meets at (this node, a free port)."""
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("", 0))
-            port = sock.getsockname()[1]
-        return f"tcp://{ray.util.get_node_ip_address()}:{port}"
-
-    def join(self, address: str) -> None:
-        import datetime
-
-        import torch.distributed as dist
-
-        from agents.optim import make_grad_sync
-
-        backend = "nccl" if self.device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, init_method=address, rank=self.rank, world_size=self.world,
-                                timeout=datetime.timedelta(seconds=120))
-        self.learner.grad_sync = make_grad_sync(self.world)
-
-    def _agree(self, have: bool, stop: bool) -> tuple[bool, bool]:
-        """(every replica has a batch, some replica wants to stop); one tiny all-reduce per step."""
-        if self.world == 1:
-            return have, stop
-        import torch
-        import torch.distributed as dist
-
-        flags = torch.tensor([float(not have), float(stop)], device=self.device)
-        dist.all_reduce(flags)
-        missing, stopping = flags.tolist()
-        return missing == 0, stopping > 0
-
-    def digest(self) -> dict:
-        """A fingerprint of this replica's whole learner state (networks, optimizer), to check replicas agree."""
-        import hashlib
-
-        import torch
-
-        h = hashlib.sha256()
-
-        def walk(x):
-            if isinstance(x, torch.Tensor):
-                h.update(x.detach().cpu().contiguous().numpy().tobytes())
-            elif isinstance(x, dict):
-                for k in sorted(x, key=str):
-                    if k != "torch_rng":
-                        walk(x[k])
-            elif isinstance(x, (list, tuple)):
-                for v in x:
-                    walk(v)
-            else:
-                h.update(repr(x).encode())
-
-        walk(self.learner.state_dict())
-        return {"rank": self.rank, "steps": self.steps, "sha256": h.hexdigest(), "loss": self.last_stats.get("loss")}
-
-    # --- training --------------------------------------------------------------------------------
-    def publish(self) -> list:
-        """One ray.put of the CPU weights, shared by every agent and the evaluator."""
-        return [(self.steps, ray.put(self.learner.weights()))]
-
-    def _fetch(self):
-        """The next batch from the loaders, staged on the device; None if the replay held it back."""
-        for loader, update in self.returns:
-            self.queue.give_back(loader, update)
-        self.returns = []
-        i, ref = self.queue.next()
-        try:
-            batch = ray.get(ref)
-            self.loader_down.pop(i, None)
-        except ray.exceptions.RayActorError as e:   # the loader died; Ray restarts it, ask it again
-            since = self.loader_down.setdefault(i, time.monotonic())
-            if time.monotonic() - since > LOADER_DOWN_S:   # it does not come back (its constructor fails)
-                raise RuntimeError(f"loader {i} has been dead for {LOADER_DOWN_S:.0f} s: {e}") from None
-            time.sleep(0.05)
-            batch = None
-        if batch is None:
-            self.returns.append((i, None))
-            return None
-        return i, self.stage(batch)
-
-    def train(self, seconds: float) -> dict:
-        if self.queue is None:
-            self.queue = PrefetchQueue(lambda i, u: self.loaders[i].next.remote(u), len(self.loaders))
-        stats: dict[str, list[float]] = {}
-        updates = 0
-        deadline = time.monotonic() + seconds
-        while True:
-            stop = time.monotonic() >= deadline
-            if self.held is None and not stop:
-                self.held = self._fetch()
-            go, stop = self._agree(self.held is not None, stop)
-            if stop:
-                break
-            if not go:
-                continue
-            i, staged = self.held
-            self.held = None
-
-            def prefetch():   # the next batch is fetched and its copy started while this update runs
-                self.held = self._fetch() if time.monotonic() < deadline else None
-            step_stats, update = self.train_staged(staged, prefetch)
-            self.returns.append((i, update if self.prioritized else None))
-            updates += 1
-            for k, v in step_stats.items():
-                stats.setdefault(k, []).append(v)
-        self.last_stats = {k: float(np.mean(v)) for k, v in stats.items()}
-        out = {"steps": self.steps, "updates": updates, "stats": self.last_stats}
-        if self.rank == 0 and self.publish_due():
-            out["weights"] = self.publish()
-        return out
-
-    def state_dict(self) -> dict:
-        return self.learner.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.learner.load_state_dict(state)
-        self.last_publish = self.steps
-
-
-class Evaluator(EvalRunner):
-    def evaluate(self, weights: list, episodes: int) -> list[float]:
-        return self.play(ray.get(weights[0][1]), episodes)
-
-
-# --- driver --------------------------------------------------------------------------------------
 def init_ray(cfg: Config) -> bool:
     """Join --address, or start a local Ray of our own (never silently join a stray `ray start` cluster).
     Returns True if this process started Ray and must shut it down."""
@@ -348,34 +107,6 @@ def check_replay_fits(cfg: Config, info: EnvInfo) -> None:
                          f"({per:,.0f} B per transition, measured on random play), more than the "
                          f"{have / 1e9:,.1f} GB Ray reports for its largest node; lower --replay_size")
 
-
-# Ray ignores a soft node affinity for an actor that asks for no resources at all and places it on a
-# random node (Ray 2.60, two nodes on one machine: in two trials 1 and 4 of 6 zero-CPU actors ignored
-# it; none did with 0.001 CPU). Actors we place ask for this token share of a CPU.
-PLACED_CPUS = 0.001
-
-
-def cpu_nodes() -> list[str]:
-    """The ids of the cluster's live nodes that have CPUs, sorted."""
-    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
-
-
-def near(node: str, nodes: list[str]) -> dict:
-    """Options that place an actor on `node` where there is a choice (`nodes`, the cluster's nodes with
-    CPUs, are several); soft, so Ray restarts it elsewhere if that node is gone."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    if len(nodes) < 2:
-        return {"num_cpus": 0}
-    return {"num_cpus": PLACED_CPUS, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
-
-
-def spread(i: int, nodes: list[str]) -> dict:
-    """Options that place actor i round-robin over `nodes`. Ray's SPREAD does not spread actors that
-    reserve no CPU."""
-    return near(nodes[i % len(nodes)], nodes) if nodes else {"num_cpus": 0}
-
-
 def command_line(cfg: Config, given: set) -> str:
     """The command that reproduces this run: the env and every flag the user gave."""
     flags = []
@@ -419,25 +150,55 @@ def run_paths(cfg: Config, resuming: bool) -> tuple[str, str]:
         cfg.run.suffix = f"{base_suffix}_{n}"
 
 
-class RoleDied(RuntimeError):
-    """The learner or the replay actor died: the run cannot go on by itself."""
+class RunFailed(RuntimeError):
+    """An actor the run cannot do without died or failed: the run stops, saying what failed (`what`) and
+    how to resume. `details` holds the remote traceback, if any."""
 
-    def __init__(self, role: str, checkpoint: str | None, env: str, cause: Exception):
+    def __init__(self, role: str, what: str, checkpoint: str | None, env: str, details: str = ""):
         how = (f"resume with: python main.py {env} --resume {checkpoint}" if checkpoint
                else "no checkpoint was written yet; start the run again")
-        super().__init__(f"the {role} actor died ({type(cause).__name__}); {how}")
-        self.role, self.checkpoint = role, checkpoint
+        super().__init__(f"the {role} {what}; the run stopped; {how}")
+        self.role, self.checkpoint, self.details = role, checkpoint, details
 
 
-def _dead_role(replays: list, learners: list) -> str | None:
-    """Which of the actors the run cannot do without has died, if any."""
-    for name, actor in [("Replay", r) for r in replays] + [("Learner", lr) for lr in learners]:
+class _CallFailed(Exception):
+    """A role's call raised (the actor itself lives on): which role, and the Ray error."""
+
+    def __init__(self, role: str, error: Exception):
+        super().__init__(role)
+        self.role, self.error = role, error
+
+
+def _first_line(error: Exception) -> str:
+    """`Type: message` of the exception a Ray error wraps (its innermost cause), on one line."""
+    cause = getattr(error, "cause", None) or error
+    while getattr(cause, "cause", None) is not None:     # a RayTaskError raised inside another actor's call
+        cause = cause.cause
+    if isinstance(cause, ray.exceptions.RayTaskError) or not str(cause):
+        return type(cause).__name__
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}"
+
+
+def _failed_role(replays: list, learners: list) -> tuple[str, str, str] | None:
+    """(role, what happened, traceback) for the first replay or learner that died or failed, if any. A
+    replay that failed tells why (ReplayServer.failure_reason): the root cause of whatever failed after it."""
+    for k, replay in enumerate(replays):
+        name = "Replay" if len(replays) == 1 else f"Replay shard {k}"
         try:
-            ray.get(actor.__ray_ready__.remote(), timeout=10)
+            failure = ray.get(replay.failure_reason.remote(), timeout=10)
         except ray.exceptions.GetTimeoutError:
             continue   # busy, not dead
-        except ray.exceptions.RayActorError:
-            return name
+        except ray.exceptions.RayActorError as e:
+            return name, f"actor died ({type(e).__name__})", ""
+        if failure:
+            return name, f"failed ({failure[0]})", failure[1]
+    for learner in learners:
+        try:
+            ray.get(learner.__ray_ready__.remote(), timeout=10)
+        except ray.exceptions.GetTimeoutError:
+            continue
+        except ray.exceptions.RayActorError as e:
+            return "Learner", f"actor died ({type(e).__name__})", ""
     return None
 
 
@@ -548,13 +309,20 @@ def train(cfg: Config, given: set) -> dict:
         actors = [*replays, *loaders, *learners, *agents, evaluator]
         try:
             result = _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter, modeldir, stop)
-        except ray.exceptions.RayError as e:
-            role = _dead_role(replays, learners)
-            if role is None:
+        except (ray.exceptions.RayError, _CallFailed) as e:
+            failed = _failed_role(replays, learners)
+            if failed is None and not isinstance(e, _CallFailed):
                 raise
-            # the learner's weights are still there if the replay died: save them first
-            saved = save_learner(learner, cfg, modeldir, counters) if role != "Learner" else None
-            raise RoleDied(role, saved or latest_checkpoint(modeldir), cfg.run.env, e) from None
+            role, what, details = failed or (e.role, f"failed ({_first_line(e.error)})", str(e.error))
+            # the learner's weights are fine unless the learner itself failed: save them (never a failed
+            # replay, whose state may be half updated; the resumed run refills its replay)
+            saved = None
+            if role != "Learner":
+                try:
+                    saved = save_learner(learner, cfg, modeldir, counters)
+                except ray.exceptions.RayError:
+                    saved = None
+            raise RunFailed(role, what, saved or latest_checkpoint(modeldir), cfg.run.env, details) from None
         summary = {"env": cfg.run.env, "alg": cfg.alg.alg, "buffer": cfg.replay.buffer, **result,
                    "logdir": logdir, "signal": stop.signal, "command": command_line(cfg, given),
                    "hardware": hardware(cfg)}
@@ -619,6 +387,9 @@ def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter
                     eval_call = None
                     continue
                 raise
+            except ray.exceptions.RayTaskError as e:   # the call raised: the run stops, never swallows it
+                role = {"agent": f"agent {i}", "learner": "Learner", "eval": "Evaluator"}[kind]
+                raise _CallFailed(role, e) from None
             if kind == "agent":
                 if agent_pids.get(i, res["pid"]) != res["pid"]:   # a new process: the agent was restarted
                     counters["agent_restarts"] += 1
@@ -678,4 +449,5 @@ def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter
             "wall_s": round(time.monotonic() - t0, 2), "episodes": counters["episodes"],
             "best_eval_return": counters["best_eval_return"], "last_eval_return": counters["last_eval_return"],
             "agent_restarts": counters["agent_restarts"], "replay_size": replay_stats["size"],
+            "replay_inserted": replay_stats["inserted"], "dropped_pushes": replay_stats["dropped_pushes"],
             "checkpoint": last_ckpt}
