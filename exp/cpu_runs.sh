@@ -11,7 +11,7 @@ declare -A RUNS=(
   [cartpole_dqn]="CartPole-v1 --alg=DQN --buffer=mmdb $CARTPOLE"
   [cartpole_ddqn]="CartPole-v1 --alg=DDQN --buffer=mmdb $CARTPOLE"
   [cartpole_ddqn_pmdb]="CartPole-v1 --alg=DDQN --buffer=pmdb $CARTPOLE"
-  [cartpole_r2d2]="CartPole-v1 --alg=R2D2 --buffer=pmdb --num_agents=2 --max_steps=60000 --seq_len=20 --overlap=10 --burn_in=5 --lstm=64 --batch_size=32 --lr=1e-3 --target_period=250 --replay_start=1000 --speed=32 --eval_period=2500 --eval_episodes=5 --stop_return=500"
+  [cartpole_r2d2]="CartPole-v1 --alg=R2D2 --buffer=pmdb --num_agents=2 --max_steps=60000 --seq_len=20 --overlap=10 --burn_in=5 --lstm=64 --batch_size=32 --lr=1e-3 --target_period=250 --replay_start=10000 --speed=32 --eval_period=2500 --eval_episodes=5 --stop_return=500"
   [pendulum_ddpg]="Pendulum-v1 --alg=DDPG --buffer=pmdb --num_agents=2 --max_steps=20000 --replay_start=1000 --speed=64 --eval_period=2000 --eval_episodes=5"
   [pendulum_d4pg]="Pendulum-v1 --alg=D4PG --buffer=mmdb --num_agents=2 --max_steps=20000 --replay_start=1000 --speed=64 --v_min=-1000 --v_max=0 --eval_period=2000 --eval_episodes=5"
 )
