@@ -1,5 +1,6 @@
-"""The roles of the program as plain Python classes: they run and test without Ray. agents/program.py
-wraps each as a Ray actor (Agent, Replay, Loader, Learner, Evaluator) and supplies the transport."""
+"""The roles of the program as plain Python classes: they run and test without Ray. agents/actors.py
+wraps each as a Ray actor (Agent, Replay, Loader, Learner, Evaluator) and supplies the transport;
+agents/driver.py wires them."""
 from __future__ import annotations
 
 import functools

@@ -1,12 +1,17 @@
 """The replay against its reference model (test/replay_model.py), by property: hypothesis draws a
 configuration and a list of operations; a failure shrinks to a short list that reproduces it."""
-import numpy as np
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test.replay_model import Case, Harness, random_ops
+from test.replay_model import Case, Harness
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STREAMS = 3
 
 
@@ -50,15 +55,15 @@ def test_replay_matches_its_reference_model(sequences, image, buffer, data):
     h.run(ops + [("sample", 16)])
 
 
-def test_soak_seeded_short():
-    """A short seeded soak over the frame store's first growth point (bench/replay_soak.py runs the long one)."""
-    for seed, case in enumerate([Case(capacity=1100, streams=3, frame_slots=1024, image=False),
-                                 Case(capacity=600, streams=3, shards=2, buffer="pmdb", frame_slots=1024),
-                                 Case(sequences=True, capacity=300, streams=2, buffer="pmdb", frame_slots=1024)]):
-        h = Harness(case, full_checks=False)
-        rng = np.random.default_rng(seed)
-        h.run(random_ops(rng, case, 3000))
-        assert h.counts["samples"] > 100 and h.counts["restarts"] > 5
+def test_the_soak_benchmark_short():
+    """CI's short version of bench/replay_soak.py: every kind of replay, across the frame store's first
+    growth point, a few thousand operations each; its JSON line reports no failure."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "replay_soak.py"), "--operations=40000",
+                          "--cases=8", "--max_capacity=2500"], capture_output=True, text=True, timeout=600)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert out.returncode == 0 and result["failures"] == 0, out.stderr[-3000:]
+    assert result["cases"] == 8 and result["operations"] >= 40000 and result["cases_that_grew_the_frame_store"] == 8
+    assert result["items_checked"] > 10000 and result["stale_pushes_refused"] > 0 and result["saves"] > 0
 
 
 def test_defect_free_stack_overflow_after_growth():
