@@ -44,11 +44,11 @@ def make_learner(cfg: Config, info: EnvInfo, device: str = "cpu"):
 
         return R2D2Learner(info.obs_shape, info.num_actions, hidden=a.lstm, dueling=a.dueling, lr=a.lr,
                            clip_norm=a.clip_norm, target_period=a.target_period, burn_in=a.burn_in,
-                           nstep=a.nstep, eta=a.eta, norm=a.norm, device=device)
+                           nstep=a.nstep, eta=a.eta, norm=a.norm, tau=a.tau, device=device)
     from agents.dqn import DQNLearner
 
     return DQNLearner(info.obs_shape, info.num_actions, double=a.double, dueling=a.dueling, norm=a.norm,
-                      lr=a.lr, clip_norm=a.clip_norm, target_period=a.target_period, device=device)
+                      lr=a.lr, clip_norm=a.clip_norm, target_period=a.target_period, tau=a.tau, device=device)
 
 
 def replay_items(cfg: Config, steps: int) -> int:

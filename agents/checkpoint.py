@@ -12,7 +12,7 @@ import torch
 
 from agents.config import IDENTITY, Config, UsageError
 
-FORMAT = 1
+FORMAT = 2   # 2: R2D2's replay_start counts steps; the DQN family's tau is used (soft target updates)
 
 
 def checkpoint_dir(cfg: Config) -> str:
@@ -39,10 +39,22 @@ def load_checkpoint(path: str) -> dict:
     except Exception as e:   # truncated zip, not a torch file, or a pickle that is not weights-only
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"checkpoint {path!r} cannot be read ({reason[:160]}); is it complete?") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "config" not in payload:
+    if not isinstance(payload, dict) or payload.get("format") not in (1, FORMAT) or "config" not in payload:
         raise UsageError(f"{path!r} is not a checkpoint written by this trainer")
-    payload["config"] = json.loads(payload["config"])
+    payload["config"] = upgrade_config(json.loads(payload["config"]), payload["format"])
     return payload
+
+
+def upgrade_config(saved: dict, fmt: int) -> dict:
+    """A format-1 checkpoint's config in today's units: R2D2's replay_start counted sequences (now steps),
+    and tau, then DDPG's alone, held its default 0.005 for the DQN family, which now uses it."""
+    if fmt == 1:
+        alg = saved["alg"]
+        if alg["alg"] == "R2D2":
+            saved["replay"]["replay_start"] *= alg["seq_len"] - alg["overlap"]
+        if alg["alg"] not in ("DDPG", "D4PG"):
+            alg["tau"] = 0.0
+    return saved
 
 
 def merge_checkpoint_config(cfg: Config, given: set, saved: dict, path: str) -> Config:

@@ -98,7 +98,8 @@ class AlgConfig:
     # DDPG / D4PG
     hidden: int = _f(256, "DDPG/D4PG: width of the two hidden layers of actor and critic")
     actor_lr: float = _f(1e-4, "DDPG/D4PG: actor learning rate (--lr is the critic's)")
-    tau: float = _f(0.005, "DDPG/D4PG: soft target update rate (0: copy every --target_period steps)")
+    tau: float = _f(0.0, "soft target updates: every learner step moves the target networks by tau toward the "
+                         "online ones (0: a copy every --target_period steps)")
     noise: str = _f("gaussian", "DDPG/D4PG: exploration noise, gaussian or ou (Ornstein-Uhlenbeck)", choices=NOISES)
     noise_max: float = _f(0.4, "DDPG/D4PG: noise scale of agent 0 (fraction of the action half-range)")
     noise_min: float = _f(0.05, "DDPG/D4PG: noise scale of the last agent; agents between are spaced geometrically")
@@ -147,8 +148,8 @@ IDENTITY = (("alg", "alg"), ("alg", "dueling"), ("alg", "norm"), ("alg", "lstm")
 ALG_DEFAULTS: dict[str, dict[tuple[str, str], object]] = {
     "R2D2": {("alg", "nstep"): 5, ("alg", "gamma"): 0.997, ("replay", "alpha"): 0.9, ("alg", "dueling"): True,
              ("alg", "lr"): 1e-4, ("replay", "speed"): 1.0, ("replay", "replay_start"): 50_000},
-    "DDPG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256},
-    "D4PG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256},
+    "DDPG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256, ("alg", "tau"): 0.005},
+    "D4PG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256, ("alg", "tau"): 0.005},
 }
 
 
@@ -246,8 +247,8 @@ def validate(cfg: Config) -> None:
         need(0 <= a.overlap < a.seq_len, f"--overlap must be within [0, --seq_len), got {a.overlap}")
         need(0 <= a.burn_in < a.seq_len, f"--burn_in must be within [0, --seq_len), got {a.burn_in}")
         need(0 <= a.eta <= 1, f"--eta must be within [0, 1], got {a.eta}")
+    need(0 <= a.tau <= 1, f"--tau must be within [0, 1], got {a.tau}")
     if a.alg in ("DDPG", "D4PG"):
-        need(0 <= a.tau <= 1, f"--tau must be within [0, 1], got {a.tau}")
         need(math.isfinite(a.actor_lr) and a.actor_lr > 0, f"--actor_lr must be a positive number, got {a.actor_lr}")
         need(0 <= a.noise_min <= a.noise_max, "--noise_min and --noise_max must satisfy 0 <= min <= max")
         need(a.v_min < a.v_max, f"--v_min ({a.v_min}) must be below --v_max ({a.v_max})")

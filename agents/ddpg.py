@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from agents.optim import Launched, device_tensor, gradient_step
+from agents.optim import Launched, device_tensor, follow_target, gradient_step
 from buffers.records import Batch
 from networks.continuous import Actor, Critic
 
@@ -90,19 +90,6 @@ def act(actor: nn.Module, obs: np.ndarray) -> np.ndarray:
 
 
 # --- targets -------------------------------------------------------------------------------------
-@torch.no_grad()
-def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """In place: theta' <- tau * theta + (1 - tau) * theta' for parameters and floating buffers (other
-    buffers are copied)."""
-    for t, o in zip(target.parameters(), online.parameters()):
-        t.mul_(1.0 - tau).add_(o, alpha=tau)
-    for t, o in zip(target.buffers(), online.buffers()):
-        if t.is_floating_point():
-            t.mul_(1.0 - tau).add_(o, alpha=tau)
-        else:
-            t.copy_(o)
-
-
 def categorical_projection(next_probs: torch.Tensor, ret: torch.Tensor, discount: torch.Tensor,
                            support: torch.Tensor) -> torch.Tensor:
     """Project the distribution of ret + discount * Z (Z on `support` with `next_probs` [B, K]) onto the
@@ -217,12 +204,8 @@ class DDPGLearner(Launched):
         loss, mean_q, priorities = self.critic_step(b)
         actor_loss = self.actor_step(b)
         self.steps += 1
-        if self.tau > 0:
-            soft_update(self.actor_target, self.actor, self.tau)
-            soft_update(self.critic_target, self.critic, self.tau)
-        elif self.steps % self.target_period == 0:
-            self.actor_target.load_state_dict(self.actor.state_dict())
-            self.critic_target.load_state_dict(self.critic.state_dict())
+        follow_target(self.actor_target, self.actor, self.steps, self.tau, self.target_period)
+        follow_target(self.critic_target, self.critic, self.steps, self.tau, self.target_period)
         return {"loss": loss, "actor_loss": actor_loss, "mean_q": mean_q}, priorities
 
     def weights(self) -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.optim import OnlineTargetState, device_tensor, gradient_step
+from agents.optim import OnlineTargetState, device_tensor, follow_target, gradient_step
 from buffers.records import Batch
 from buffers.replay import linear_schedule
 from networks import QNetwork
@@ -62,9 +62,9 @@ class DQNLearner(OnlineTargetState):
 
     def __init__(self, obs_shape: tuple, num_actions: int, *, double: bool, dueling: bool, norm: str,
                  lr: float, adam_eps: float = 1.5e-4, clip_norm: float = 40.0, target_period: int = 2500,
-                 device: str = "cpu"):
+                 tau: float = 0.0, device: str = "cpu"):
         self.device = torch.device(device)
-        self.double, self.clip_norm, self.target_period = double, clip_norm, target_period
+        self.double, self.clip_norm, self.target_period, self.tau = double, clip_norm, target_period, tau
         self.net = QNetwork(obs_shape, num_actions, dueling, norm).to(self.device)
         self.target = QNetwork(obs_shape, num_actions, dueling, norm).to(self.device)
         self.target.load_state_dict(self.net.state_dict())
@@ -91,7 +91,6 @@ class DQNLearner(OnlineTargetState):
         loss = weighted_huber_loss(q_taken, target, b["weights"])
         gradient_step(loss, self.net, self.opt, self.clip_norm, self.grad_sync)
         self.steps += 1
-        if self.steps % self.target_period == 0:
-            self.target.load_state_dict(self.net.state_dict())
+        follow_target(self.target, self.net, self.steps, self.tau, self.target_period)
         priorities = (target - q_taken.detach()).abs()
         return {"loss": loss.detach(), "mean_q": q_taken.detach().mean()}, priorities

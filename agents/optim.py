@@ -1,5 +1,6 @@
 """The one gradient step every learner takes, with the hook that data-parallel replicas use to average
-their gradients before clipping (so every replica clips and steps identically)."""
+their gradients before clipping (so every replica clips and steps identically), and how target networks
+follow their online networks."""
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -8,6 +9,28 @@ import numpy as np
 import torch
 
 GradSync = Callable[[list[torch.nn.Parameter]], None]
+
+
+@torch.no_grad()
+def soft_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) -> None:
+    """In place: theta' <- tau * theta + (1 - tau) * theta' for parameters and floating buffers (other
+    buffers are copied)."""
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.mul_(1.0 - tau).add_(o, alpha=tau)
+    for t, o in zip(target.buffers(), online.buffers()):
+        if t.is_floating_point():
+            t.mul_(1.0 - tau).add_(o, alpha=tau)
+        else:
+            t.copy_(o)
+
+
+def follow_target(target: torch.nn.Module, online: torch.nn.Module, steps: int, tau: float, period: int) -> None:
+    """The target network after update number `steps`: moved by `tau` toward the online network at every
+    update (soft, tau > 0), or a copy of it every `period` updates (tau = 0)."""
+    if tau > 0:
+        soft_update(target, online, tau)
+    elif steps % period == 0:
+        target.load_state_dict(online.state_dict())
 
 
 def gradient_step(loss: torch.Tensor, module: torch.nn.Module, opt: torch.optim.Optimizer, clip_norm: float,

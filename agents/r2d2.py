@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-from agents.optim import OnlineTargetState, device_tensor, gradient_step
+from agents.optim import OnlineTargetState, device_tensor, follow_target, gradient_step
 from buffers.records import SequenceBatch
 from networks.recurrent import RecurrentQNetwork
 
@@ -109,9 +109,9 @@ class R2D2Learner(OnlineTargetState):
     def __init__(self, obs_shape: tuple, num_actions: int, *, hidden: int = 512, dueling: bool = True,
                  lr: float = 1e-4, adam_eps: float = 1e-3, clip_norm: float = 40.0, target_period: int = 2500,
                  burn_in: int = 40, nstep: int = 5, eta: float = 0.9, rescale_eps: float = 1e-3,
-                 norm: str = "none", device: str = "cpu"):
+                 norm: str = "none", tau: float = 0.0, device: str = "cpu"):
         self.device = torch.device(device)
-        self.clip_norm, self.target_period = clip_norm, target_period
+        self.clip_norm, self.target_period, self.tau = clip_norm, target_period, tau
         self.burn_in, self.nstep, self.eta, self.rescale_eps = burn_in, nstep, eta, rescale_eps
         self.net = RecurrentQNetwork(obs_shape, num_actions, hidden, dueling, norm=norm).to(self.device)
         self.target = RecurrentQNetwork(obs_shape, num_actions, hidden, dueling, norm=norm).to(self.device)
@@ -151,8 +151,7 @@ class R2D2Learner(OnlineTargetState):
             self.burn_in, self.nstep, self.eta, self.rescale_eps)
         gradient_step(loss, self.net, self.opt, self.clip_norm, self.grad_sync)
         self.steps += 1
-        if self.steps % self.target_period == 0:
-            self.target.load_state_dict(self.net.state_dict())
+        follow_target(self.target, self.net, self.steps, self.tau, self.target_period)
         with torch.no_grad():
             q_taken = q_online[:, :L].gather(2, b["action"].unsqueeze(2)).squeeze(2)
             t = torch.arange(L, device=q_taken.device).unsqueeze(0)

@@ -5,8 +5,19 @@ import pytest
 import torch
 from torch import nn
 
-from agents.ddpg import (DDPGLearner, GaussianNoise, OUNoise, act, agent_noise_scale, categorical_projection,
-                         explore, make_actor, scale_action, soft_update, unscale_action)
+from agents.ddpg import (
+    DDPGLearner,
+    GaussianNoise,
+    OUNoise,
+    act,
+    agent_noise_scale,
+    categorical_projection,
+    explore,
+    make_actor,
+    scale_action,
+    unscale_action,
+)
+from agents.optim import soft_update
 from buffers.records import Batch
 from networks.continuous import Actor, Critic
 

@@ -70,6 +70,27 @@ def test_learner_step_reduces_loss_and_copies_target_on_period():
     assert last["loss"] < first["loss"]
 
 
+def test_soft_target_updates_by_hand():
+    """--tau for the DQN family: after each update target' = tau * online + (1 - tau) * target, and no
+    periodic copy; tau = 0 keeps the copy every target_period updates (checked above)."""
+    torch.manual_seed(0)
+    learner = DQNLearner((4,), 2, double=True, dueling=False, norm="none", lr=1e-2, target_period=1, tau=0.25)
+    b = learner.to_device(_batch((4,)))
+    old = [p.detach().clone() for p in learner.target.parameters()]
+    learner.update(b)
+    for t, o, before in zip(learner.target.parameters(), learner.net.parameters(), old):
+        torch.testing.assert_close(t, 0.25 * o.detach() + 0.75 * before)
+    assert any(not torch.equal(t, o) for t, o in zip(learner.target.parameters(), learner.net.parameters()))
+
+
+def test_tau_defaults_by_algorithm():
+    from agents.config import parse_args
+
+    assert parse_args(["CartPole-v1", "--alg=DDQN"])[0].alg.tau == 0.0         # hard copies, as in DQN
+    assert parse_args(["Pendulum-v1", "--alg=DDPG"])[0].alg.tau == 0.005
+    assert parse_args(["CartPole-v1", "--alg=R2D2", "--tau=0.01"])[0].alg.tau == 0.01
+
+
 def test_networks_shapes():
     for dueling in (False, True):
         for norm in ("none", "gn"):

@@ -284,3 +284,23 @@ def test_save_replay_restores_the_replay_on_resume(ray_session, tmp_path):
     resumed = train(cfg, given)
     # without the saved replay it would hold only the ~600 new transitions
     assert resumed["replay_size"] >= first["replay_size"] + 400
+
+
+def test_a_format_1_checkpoint_keeps_its_meaning(tmp_path):
+    """Checkpoints written before format 2: R2D2's replay_start counted sequences (now steps), and the DQN
+    family stored DDPG's tau of 0.005 without using it (it would now mean soft target updates)."""
+    import torch
+
+    from agents.checkpoint import load_checkpoint, save_checkpoint
+
+    for argv, start, tau in ((["CartPole-v1", "--alg=R2D2", "--seq_len=20", "--overlap=10", "--replay_start=300"],
+                              3000, 0.0),
+                             (["CartPole-v1", "--alg=DDQN", "--tau=0.005"], 20_000, 0.0),
+                             (["Pendulum-v1", "--alg=DDPG"], 20_000, 0.005)):
+        cfg, _ = parse_args(argv)
+        path = save_checkpoint(str(tmp_path / "iter_1.pt"), cfg, {"steps": 1}, {})
+        payload = torch.load(path, weights_only=True)
+        payload["format"] = 1
+        torch.save(payload, path)
+        saved = load_checkpoint(path)["config"]
+        assert saved["replay"]["replay_start"] == start and saved["alg"]["tau"] == tau, argv
