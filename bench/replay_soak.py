@@ -3,9 +3,9 @@
 Random operation sequences (env steps of interleaved streams with episodes of random length, pushes of
 any size, samples checked item by item against the model, priority updates with stale ids, agent
 restarts with late pushes, save/load) run over every kind of replay: transitions and R2D2 sequences,
-image and vector frames, mmdb and pmdb, one to three shards. Capacities run from 1,000 to 20,000 items,
-placed just below, at and above the frame store's growth points (1,024 slots, then x1.25 + 1,024) so that
-growth happens while frames are being freed. After every replay operation the cheap invariants are
+image and vector frames, mmdb and pmdb, one to three shards. Capacities run from 1,000 to 20,000 steps
+per shard, placed just below, at and above the frame store's growth points (1,024 slots, then x1.25 +
+1,024) so that growth happens while frames are being freed. After every replay operation the cheap invariants are
 checked (reference counts non-negative, free + live slots = all slots, ring ids, sum-tree sums), and a
 full recount of every reference every `--full_every` replay operations and at the end of each case.
 
@@ -13,7 +13,7 @@ A case that raises is a failure: its seed, configuration and error are printed, 
 Prints one JSON object as its last line: operations, cases, failures (and a breakdown).
 
     python bench/replay_soak.py                       # >= 1e6 operations, under 10 minutes on 2 cores
-    python bench/replay_soak.py --operations 30000    # the short version CI runs
+    python bench/replay_soak.py --operations=40000 --cases=8 --max_capacity=2500   # CI's short version
 """
 from __future__ import annotations
 
