@@ -54,9 +54,7 @@ def make_learner(cfg: Config, info: EnvInfo, device: str = "cpu"):
 def replay_items(cfg: Config, steps: int) -> int:
     """Replay items that hold `steps` agent steps: transitions, or R2D2 sequences of seq_len - overlap
     new steps each (--replay_size and --replay_start count steps for every algorithm)."""
-    if algorithm(cfg).sequences:
-        return max(1, steps // (cfg.alg.seq_len - cfg.alg.overlap)) if steps > 0 else 0
-    return steps
+    return max(1, steps // cfg.alg.steps_per_item) if steps > 0 else 0
 
 
 def make_memory(cfg: Config, info: EnvInfo, capacity: int | None = None):

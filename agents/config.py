@@ -116,6 +116,11 @@ class AlgConfig:
         return self.alg in DISCRETE_ALGORITHMS
 
     @property
+    def steps_per_item(self) -> int:
+        """Agent steps one replay item adds: 1 for a transition, seq_len - overlap for an R2D2 sequence."""
+        return self.seq_len - self.overlap if self.alg == "R2D2" else 1
+
+    @property
     def net_name(self) -> str:
         if self.alg in ("DDPG", "D4PG"):
             return f"mlp{self.hidden}"
@@ -234,10 +239,6 @@ def validate(cfg: Config) -> None:
     need(0 <= r.eval_epsilon <= 1 and 0 <= a.eps_final <= 1, "epsilons must be within [0, 1]")
     need(rp.replay_start <= rp.replay_size,
          f"--replay_start ({rp.replay_start}) cannot exceed --replay_size ({rp.replay_size})")
-    per_item = max(1, a.seq_len - a.overlap) if a.alg == "R2D2" else 1   # R2D2: new steps per sequence
-    need(rp.replay_start // per_item >= a.batch_size or rp.replay_start >= rp.replay_size,
-         f"--replay_start ({rp.replay_start}) must hold at least --batch_size ({a.batch_size}) "
-         + (f"sequences: {a.batch_size * per_item} steps" if per_item > 1 else "transitions"))
     need(rp.replay_shards <= r.num_agents,
          f"--replay_shards ({rp.replay_shards}) cannot exceed --num_agents ({r.num_agents}): agent i writes to "
          f"shard i % {rp.replay_shards}, so a shard without an agent would stay empty")
@@ -247,6 +248,10 @@ def validate(cfg: Config) -> None:
         need(0 <= a.overlap < a.seq_len, f"--overlap must be within [0, --seq_len), got {a.overlap}")
         need(0 <= a.burn_in < a.seq_len, f"--burn_in must be within [0, --seq_len), got {a.burn_in}")
         need(0 <= a.eta <= 1, f"--eta must be within [0, 1], got {a.eta}")
+    per_item = a.steps_per_item   # after the R2D2 checks: overlap < seq_len
+    need(rp.replay_start // per_item >= a.batch_size or rp.replay_start >= rp.replay_size,
+         f"--replay_start ({rp.replay_start}) must hold at least --batch_size ({a.batch_size}) "
+         + (f"sequences: {a.batch_size * per_item} steps" if per_item > 1 else "transitions"))
     need(0 <= a.tau <= 1, f"--tau must be within [0, 1], got {a.tau}")
     if a.alg in ("DDPG", "D4PG"):
         need(math.isfinite(a.actor_lr) and a.actor_lr > 0, f"--actor_lr must be a positive number, got {a.actor_lr}")

@@ -13,7 +13,7 @@ import numpy as np
 import ray
 
 from agents.actors import Agent, Evaluator, Learner, Loader, Replay
-from agents.algorithms import algorithm, make_memory
+from agents.algorithms import make_memory
 from agents.checkpoint import (
     checkpoint_dir,
     load_checkpoint,
@@ -83,8 +83,6 @@ def replay_bytes_per_transition(cfg: Config, info: EnvInfo, steps: int = 600) ->
     pushes = []
     runner = EnvRunner(0, cfg, info, send=lambda p: pushes.extend(p) or True)
     runner.run(steps)
-    sequences = algorithm(cfg).sequences
-    per_item = cfg.alg.seq_len - cfg.alg.overlap if sequences else 1
     memory = make_memory(cfg, info, capacity=steps)
     memory.add(pushes)
     for env in runner.envs:
@@ -92,7 +90,7 @@ def replay_bytes_per_transition(cfg: Config, info: EnvInfo, steps: int = 600) ->
     held = memory.nbytes
     if info.atari:   # each compressed frame is a bytes object: its header and the pointer to it
         held += (sys.getsizeof(b"") + 8) * memory.frames.live
-    return held / max(len(memory) * per_item, 1)
+    return held / max(len(memory) * cfg.alg.steps_per_item, 1)
 
 
 def check_replay_fits(cfg: Config, info: EnvInfo) -> None:

@@ -206,6 +206,21 @@ class Stream:
         return push, items
 
 
+def expected_refs(replay) -> np.ndarray:
+    """Reference counts rebuilt from scratch: every live item's stacks, the stream windows, and one per
+    stored lz4 dictionary child (a frame holds its parent)."""
+    fs = replay.frames
+    refs = np.zeros(fs.slots, np.int64)
+    for f in replay.slot_fields:
+        np.add.at(refs, fs.stacks(getattr(replay, f)[replay.tid >= 0]).ravel(), 1)
+    for window in fs.windows.values():
+        np.add.at(refs, window[window >= 0], 1)
+    if fs.image:
+        stored = np.flatnonzero(fs.blob_len[:fs.slots] > 0)
+        np.add.at(refs, fs.prev[stored[fs.depth[stored] > 0]], 1)
+    return refs
+
+
 def check_invariants(replay, full: bool = True) -> None:
     """The frame store's and the sum tree's invariants; `full` also rebuilds every reference count."""
     fs = replay.frames
@@ -231,14 +246,7 @@ def check_invariants(replay, full: bool = True) -> None:
         np.testing.assert_allclose(t[inner], t[2 * inner] + t[2 * inner + 1], rtol=1e-9, atol=1e-12)
     if not full:
         return
-    expected = np.zeros(fs.slots, np.int64)
-    for f in replay.slot_fields:
-        np.add.at(expected, fs.stacks(getattr(replay, f)[replay.tid >= 0]).ravel(), 1)
-    for window in fs.windows.values():
-        np.add.at(expected, window[window >= 0], 1)
-    if fs.image:
-        alive = np.flatnonzero(refs > 0)
-        np.add.at(expected, fs.prev[alive[fs.depth[alive] > 0]], 1)
+    expected = expected_refs(replay)
     bad = np.flatnonzero(expected != refs)
     assert bad.size == 0, f"reference counts differ from a recount at slots {bad[:8]}: " \
                           f"{refs[bad[:8]].tolist()} != {expected[bad[:8]].tolist()}"

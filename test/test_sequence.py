@@ -12,6 +12,7 @@ from buffers.sequence import (
 )
 from envs import make_env
 from test.replay_helpers import noise_env
+from test.replay_model import expected_refs
 
 H = 3   # recurrent state size in these tests
 
@@ -197,19 +198,6 @@ def test_round_trip_atari_and_frames_are_stored_once():
     # every frame once: 301 frames pushed, each referenced by ~2 sequences of 21 observations
     assert rp.frames.live == w.frame_no + 1
     assert rp.frames.live < len(rp) * 21 / 1.5
-
-
-def expected_refs(rp: SequenceReplay) -> np.ndarray:
-    """Refcounts rebuilt from scratch: live sequences' stacks, stream windows, lz4 dictionary children."""
-    fs = rp.frames
-    refs = np.zeros(fs.slots, np.int64)
-    np.add.at(refs, fs.stacks(rp.obs_slot[rp.tid >= 0]).ravel(), 1)
-    for win in fs.windows.values():
-        np.add.at(refs, win[win >= 0], 1)
-    alive = np.flatnonzero(fs.blob_len > 0)
-    child = alive[fs.depth[alive] > 0]
-    np.add.at(refs, fs.prev[child], 1)
-    return refs
 
 
 def test_frames_shared_and_ring_overwrite_gives_every_reference_back():
