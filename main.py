@@ -11,7 +11,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    from agents.config import UsageError, parse_args, validate
+    from agents.config import UsageError, describe, parse_args, validate
     from envs import UnknownEnvError, resolve_env
 
     argv = sys.argv[1:] if argv is None else argv
@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg, given = parse_args(argv)
         validate(cfg)
         resolve_env(cfg.run.env)
+        if cfg.run.show_config:
+            print(describe(cfg, given))
+            return 0
         if cfg.run.test:
             from agents.play import print_result, test
             print_result(test(cfg, given))

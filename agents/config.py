@@ -6,7 +6,10 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
+
+from agents import preset
 
 ALGORITHMS = ("DQN", "DDQN", "R2D2", "DDPG", "D4PG")
 DISCRETE_ALGORITHMS = ("DQN", "DDQN", "R2D2")
@@ -50,6 +53,8 @@ class RunConfig:
     logdir: str = _f("logs", "TensorBoard root; runs go to <logdir>/<env>/<suffix>")
     modeldir: str = _f("model", "checkpoint root")
     status_period: float = _f(5.0, "seconds between status lines")
+    show_config: bool = _f(False, "print the resolved configuration, with where each value came from (flag, "
+                                  "preset, default), then exit")
 
     @property
     def replicas(self) -> int:
@@ -98,6 +103,8 @@ class AlgConfig:
     # DDPG / D4PG
     hidden: int = _f(256, "DDPG/D4PG: width of the two hidden layers of actor and critic")
     actor_lr: float = _f(1e-4, "DDPG/D4PG: actor learning rate (--lr is the critic's)")
+    lr_decay: bool = _f(False, "learning rates fall linearly to 0 over the learner steps the run will take (those "
+                               "--max_steps allows at --speed), so the final policy stops drifting")
     tau: float = _f(0.0, "soft target updates: every learner step moves the target networks by tau toward the "
                          "online ones (0: a copy every --target_period steps)")
     noise: str = _f("gaussian", "DDPG/D4PG: exploration noise, gaussian or ou (Ornstein-Uhlenbeck)", choices=NOISES)
@@ -133,31 +140,32 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     alg: AlgConfig = field(default_factory=AlgConfig)
+    # which presets applied: {"file", "env", "family", "values": {flag: source}}; recorded in config.json
+    preset: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
-        return cls(run=RunConfig(**d["run"]), replay=ReplayConfig(**d["replay"]), alg=AlgConfig(**d["alg"]))
+        return cls(run=RunConfig(**d["run"]), replay=ReplayConfig(**d["replay"]), alg=AlgConfig(**d["alg"]),
+                   preset=d.get("preset", {}))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def planned_learner_steps(cfg: Config) -> int:
+    """Learner steps a run to --max_steps takes: the rate limiter samples --speed items per item inserted
+    after --replay_start, --batch_size items a step."""
+    r, rp, a = cfg.run, cfg.replay, cfg.alg
+    return max(1, round(max(0, r.max_steps - rp.replay_start) * rp.speed / (a.batch_size * a.steps_per_item)))
 
 
 SECTIONS = (("run", RunConfig), ("replay", ReplayConfig), ("alg", AlgConfig))
 # flags that define what a checkpoint is: a mismatch with the checkpoint is an error, not a silent override
 IDENTITY = (("alg", "alg"), ("alg", "dueling"), ("alg", "norm"), ("alg", "lstm"), ("alg", "hidden"),
             ("alg", "num_atoms"))
-# defaults that differ by algorithm (the papers' settings); a flag given on the command line wins
-ALG_DEFAULTS: dict[str, dict[tuple[str, str], object]] = {
-    "R2D2": {("alg", "nstep"): 5, ("alg", "gamma"): 0.997, ("replay", "alpha"): 0.9, ("alg", "dueling"): True,
-             ("alg", "lr"): 1e-4, ("replay", "speed"): 1.0, ("replay", "replay_start"): 50_000},
-    "DDPG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256, ("alg", "tau"): 0.005},
-    "D4PG": {("alg", "nstep"): 5, ("alg", "lr"): 1e-3, ("alg", "batch_size"): 256, ("alg", "tau"): 0.005},
-}
-
-
 class UsageError(ValueError):
     """Bad input from the user: main.py prints it on one line and exits with code 2."""
 
@@ -167,15 +175,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+RESOLUTION = ("A value comes from the first of: the flag you give; the preset for the env id; the preset for "
+              "its family (atari, minatar, classic: discrete classic control, continuous); the algorithm's "
+              "defaults; the flag's default below. Presets: agents/presets/<ALG>.toml. --show_config prints "
+              "the result and each value's source.")
+
+
+def _alg_defaults() -> dict[str, dict]:
+    return {alg: preset.load(alg, SECTIONS)["defaults"] for alg in ALGORITHMS}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="main.py", description="Distributed Ape-X style deep RL on Ray.",
+    p = _Parser(prog="main.py", description="Distributed Ape-X style deep RL on Ray. " + RESOLUTION,
                 argument_default=argparse.SUPPRESS)
+    alg_defaults = _alg_defaults()
     for section, cls in SECTIONS:
         group = p.add_argument_group(section)
         for f in fields(cls):
             meta, name = f.metadata, f.name
-            special = "; ".join(f"{alg}: {d[(section, name)]}" for alg, d in ALG_DEFAULTS.items()
-                                if (section, name) in d)
+            special = "; ".join(f"{alg}: {d[name]}" for alg, d in alg_defaults.items() if name in d)
             kw = {"help": meta["help"] + f" (default: {f.default}" + (f"; {special}" if special else "") + ")"}
             if meta.get("positional"):
                 group.add_argument(name, help=meta["help"])
@@ -187,8 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAG_SECTION = {f.name: section for section, cls in SECTIONS for f in fields(cls)}
+
+
 def parse_args(argv: list[str]) -> tuple[Config, set[tuple[str, str]]]:
-    """Flags -> (Config, the (section, field) pairs the user gave explicitly)."""
+    """Flags -> (Config, the (section, field) pairs the user gave explicitly); the presets fill the rest."""
     ns = vars(build_parser().parse_args(argv))
     cfg, given = Config(), set()
     for section, cls in SECTIONS:
@@ -197,15 +218,38 @@ def parse_args(argv: list[str]) -> tuple[Config, set[tuple[str, str]]]:
             if f.name in ns:
                 setattr(sub, f.name, ns[f.name])
                 given.add((section, f.name))
-    apply_alg_defaults(cfg, given)
+    apply_presets(cfg, given)
     return cfg, given
 
 
-def apply_alg_defaults(cfg: Config, given: set) -> None:
-    """Set the algorithm's own defaults for the flags the user did not give."""
-    for (section, name), value in ALG_DEFAULTS.get(cfg.alg.alg, {}).items():
-        if (section, name) not in given:
-            setattr(getattr(cfg, section), name, value)
+def apply_presets(cfg: Config, given: set) -> None:
+    """Fill the flags the user did not give from the algorithm's preset file; record what applied."""
+    from envs import env_family
+
+    family = env_family(cfg.run.env)
+    table = preset.load(cfg.alg.alg, SECTIONS)
+    values = preset.resolve(table, cfg.run.env, family, {name for _, name in given})
+    for name, (value, _) in values.items():
+        setattr(getattr(cfg, FLAG_SECTION[name]), name, value)
+    cfg.preset = {"file": os.path.relpath(preset.preset_path(cfg.alg.alg),
+                                               os.path.dirname(os.path.dirname(preset.PRESET_DIR))),
+                  "env": cfg.run.env if cfg.run.env in table["env"] else None,
+                  "family": family if family in table["family"] else None,
+                  "values": {name: source for name, (_, source) in sorted(values.items())}}
+
+
+def describe(cfg: Config, given: set) -> str:
+    """The resolved configuration, one flag per line with its source: what --show_config prints."""
+    lines = [f"# {cfg.alg.alg} on {cfg.run.env}: preset file {cfg.preset.get('file')}, env table "
+             f"{cfg.preset.get('env') or '-'}, family table {cfg.preset.get('family') or '-'}"]
+    sources = cfg.preset.get("values", {})
+    for section, cls in SECTIONS:
+        lines.append(f"[{section}]")
+        for f in fields(cls):
+            value = getattr(getattr(cfg, section), f.name)
+            source = preset.FLAG if (section, f.name) in given else sources.get(f.name, preset.DEFAULT)
+            lines.append(f"{f.name} = {value!r}".ljust(40) + f"# {source}")
+    return "\n".join(lines)
 
 
 def validate(cfg: Config) -> None:

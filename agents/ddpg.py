@@ -212,6 +212,9 @@ class DDPGLearner(Launched):
         """The online actor's weights on the CPU, for agents and the evaluator (see `make_actor`)."""
         return {k: v.detach().cpu().clone() for k, v in self.actor.state_dict().items()}
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.actor_opt, self.critic_opt]
+
     def state_dict(self) -> dict:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "actor_target": self.actor_target.state_dict(), "critic_target": self.critic_target.state_dict(),

@@ -239,7 +239,7 @@ def train(cfg: Config, given: set) -> dict:
         cfg.run.suffix = ckpt["config"]["run"]["suffix"]
     check_action_space(cfg, info)
     counters = dict(env_steps=0, wall_s=0.0, episodes=0, agent_restarts=0, agent_steps=[0] * cfg.run.num_agents,
-                    best_eval_return=None, last_eval_return=None)
+                    best_eval_return=None, last_eval_return=None, evaluations=[])
     if ckpt is not None:
         saved = ckpt["counters"]
         counters.update({k: saved[k] for k in counters if k in saved})
@@ -363,6 +363,7 @@ def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter
         counters["last_eval_return"] = mean
         best = counters["best_eval_return"]
         counters["best_eval_return"] = mean if best is None else max(best, mean)
+        counters["evaluations"] = [*counters["evaluations"], [counters["env_steps"], round(mean, 3)]]
         reporter.evaluation(counters["env_steps"], returns)
 
     def checkpoint():
@@ -446,6 +447,7 @@ def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter
             "loaders_off_learner_node": sum(ray.get([lr.loaders_away.remote() for lr in learners])),
             "wall_s": round(time.monotonic() - t0, 2), "episodes": counters["episodes"],
             "best_eval_return": counters["best_eval_return"], "last_eval_return": counters["last_eval_return"],
-            "agent_restarts": counters["agent_restarts"], "replay_size": replay_stats["size"],
+            "evaluations": counters["evaluations"], "agent_restarts": counters["agent_restarts"],
+            "replay_size": replay_stats["size"],
             "replay_inserted": replay_stats["inserted"], "dropped_pushes": replay_stats["dropped_pushes"],
             "checkpoint": last_ckpt}

@@ -33,6 +33,14 @@ def follow_target(target: torch.nn.Module, online: torch.nn.Module, steps: int, 
         target.load_state_dict(online.state_dict())
 
 
+def scale_learning_rates(optimizers: Iterable[torch.optim.Optimizer], scale: float) -> None:
+    """Every parameter group's learning rate becomes its initial one times `scale` (the initial rate is
+    remembered in the group on the first call, as torch's schedulers do)."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * scale
+
+
 def gradient_step(loss: torch.Tensor, module: torch.nn.Module, opt: torch.optim.Optimizer, clip_norm: float,
                   grad_sync: GradSync | None = None) -> None:
     """zero grads, backward, (average grads across replicas), clip to `clip_norm`, step."""
@@ -99,6 +107,9 @@ def settle(stats: dict[str, torch.Tensor], priorities: torch.Tensor) -> tuple[di
 
 class OnlineTargetState(Launched):
     """weights / state_dict / load_state_dict of a learner with `net`, `target`, `opt` and `steps`."""
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt]
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The online network's weights on the CPU, for agents and the evaluator."""

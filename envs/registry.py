@@ -54,6 +54,29 @@ def resolve_env(name: str) -> tuple[str, str]:
     raise UnknownEnvError(f"unknown environment {name!r}{hint}")
 
 
+def env_family(name: str) -> str | None:
+    """The preset family of the env `name`: atari, minatar, classic (gymnasium's classic control with discrete
+    actions), continuous (any env with continuous actions), or None."""
+    kind, ident = resolve_env(name)
+    if kind == "atari":
+        return "atari"
+    ident = ident.partition(":")[2] or ident
+    if ident.startswith("MinAtar/"):
+        return "minatar"
+    entry = gym.spec(ident).entry_point
+    entry = entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
+    if entry.startswith("ale_py"):
+        return "atari"
+    env = gym.make(ident)
+    try:
+        continuous = isinstance(env.action_space, gym.spaces.Box)
+    finally:
+        env.close()
+    if continuous:
+        return "continuous"
+    return "classic" if entry.startswith("gymnasium.envs.classic_control") else None
+
+
 def make_env(name: str, *, train: bool = True, seed: int | None = None, sticky: bool = False,
              render_mode: str | None = None) -> gym.Env:
     """Make the env a user named. `train` adds episodic life and reward clipping on Atari only."""

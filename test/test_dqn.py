@@ -121,3 +121,47 @@ def test_train_staged_does_other_work_between_launch_and_readback():
     assert stats == expected_stats and all(isinstance(v, float) for v in stats.values())
     assert isinstance(update.priority, np.ndarray) and np.array_equal(update.priority, expected_prio)
     assert np.array_equal(update.ids, batch.ids)
+
+
+def test_planned_learner_steps_by_hand():
+    from agents.config import parse_args, planned_learner_steps
+
+    cfg, _ = parse_args(["CartPole-v1", "--max_steps=50000", "--replay_start=1000", "--speed=32", "--batch_size=64"])
+    assert planned_learner_steps(cfg) == (50_000 - 1_000) * 32 // 64                      # 24,500
+    cfg, _ = parse_args(["CartPole-v1", "--alg=R2D2", "--max_steps=100000", "--replay_start=2000", "--speed=2",
+                         "--batch_size=16", "--seq_len=20", "--overlap=10"])
+    assert planned_learner_steps(cfg) == round((100_000 - 2_000) / 10 * 2 / 16)            # sequences: 1,225
+
+
+def test_lr_decay_falls_linearly_to_zero_over_the_planned_steps_for_every_optimizer():
+    """--lr_decay: before update k of K planned, each optimizer's lr is its initial lr x (1 - k / K); the
+    initial lr survives a checkpoint round trip (it is kept in the optimizer's state)."""
+    from agents.config import parse_args
+    from agents.roles import LearnerLoop
+    from envs import env_info
+
+    for env, alg in (("CartPole-v1", "DDQN"), ("Pendulum-v1", "DDPG")):
+        cfg, _ = parse_args([env, f"--alg={alg}", "--lr_decay", "--max_steps=1010", "--replay_start=10",
+                             "--speed=4", "--batch_size=8", "--lr=0.1", "--actor_lr=0.2"])
+        loop = LearnerLoop(cfg, env_info(env))
+        assert loop.lr_decay_steps == 500
+        initial = [g["lr"] for opt in loop.learner.optimizers() for g in opt.param_groups]
+        assert sorted(initial) == ([0.1] if alg == "DDQN" else [0.1, 0.2])
+        batch = _batch((4,)) if alg == "DDQN" else _continuous_batch()
+        for _ in range(100):
+            loop.train_on(batch)
+        lrs = [g["lr"] for opt in loop.learner.optimizers() for g in opt.param_groups]
+        assert lrs == pytest.approx([lr * (1 - 99 / 500) for lr in initial])   # the 100th update used k = 99
+        twin = LearnerLoop(cfg, env_info(env))
+        twin.learner.load_state_dict(loop.learner.state_dict())
+        twin.train_on(batch)
+        assert [g["lr"] for opt in twin.learner.optimizers() for g in opt.param_groups] == pytest.approx(
+            [lr * (1 - 100 / 500) for lr in initial])
+
+
+def _continuous_batch(b: int = 8) -> Batch:
+    rng = np.random.default_rng(0)
+    return Batch(obs=rng.normal(size=(b, 3)).astype(np.float32), action=rng.uniform(-1, 1, (b, 1)).astype(np.float32),
+                 ret=rng.normal(size=b).astype(np.float32), discount=np.full(b, 0.9, np.float32),
+                 next_obs=rng.normal(size=(b, 3)).astype(np.float32), weights=np.ones(b, np.float32),
+                 ids=np.arange(b))
