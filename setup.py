@@ -7,6 +7,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["agents*", "buffers*", "networks*", "envs*", "exp*"]),
     py_modules=["main"],
+    package_data={"agents": ["presets/*.toml"]},   # the tuned hyperparameters
     install_requires=[
         # torch: install it first with `pip install torch==2.13.0` (or your CUDA build); any torch>=2.2 works
         "torch>=2.2",
@@ -18,6 +19,7 @@ setup(
         "lz4>=4.0",
         "tensorboard>=2.14",
         "matplotlib>=3.7",          # exp/plot.py: learning curves
+        "tomli>=2.0; python_version < '3.11'",   # the preset files (tomllib from Python 3.11)
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.100"],   # hypothesis: the replay's property tests

@@ -73,4 +73,6 @@ def merge_checkpoint_config(cfg: Config, given: set, saved: dict, path: str) -> 
         for key, value in vars(getattr(saved_cfg, section)).items():
             if (section, key) not in given:
                 setattr(sub, key, value)
+    if saved_cfg.preset:   # the training settings came from the run's presets, not today's
+        cfg.preset = saved_cfg.preset
     return cfg

@@ -165,3 +165,30 @@ def _continuous_batch(b: int = 8) -> Batch:
                  ret=rng.normal(size=b).astype(np.float32), discount=np.full(b, 0.9, np.float32),
                  next_obs=rng.normal(size=(b, 3)).astype(np.float32), weights=np.ones(b, np.float32),
                  ids=np.arange(b))
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_the_learner_finds_the_true_q_values_of_a_tiny_chain(double):
+    """A hand-solved MDP: states 0-1-2 (one-hot), left/right; right from 2 ends the episode with reward 1,
+    left from 0 stays at 0, everything else moves one state for reward 0; gamma 0.9. Q* by hand:
+    right: 0.81, 0.9, 1; left: 0.729, 0.729, 0.81. Every (s, a) in every batch, importance weights not
+    all 1 (they scale the loss, not the fixed point), target copies every 25 updates."""
+    torch.manual_seed(0)
+    eye = np.eye(3, dtype=np.float32)
+    obs, action, ret, discount, nxt = [], [], [], [], []
+    for s in range(3):
+        for a, s2 in ((0, max(s - 1, 0)), (1, s + 1)):
+            terminal = s == 2 and a == 1
+            obs.append(eye[s]), action.append(a), ret.append(1.0 if terminal else 0.0)
+            discount.append(0.0 if terminal else 0.9), nxt.append(eye[min(s2, 2)])
+    batch = Batch(obs=np.array(obs), action=np.array(action), ret=np.array(ret, np.float32),
+                  discount=np.array(discount, np.float32), next_obs=np.array(nxt),
+                  weights=np.array([1.0, 0.5, 0.8, 1.0, 0.6, 0.9], np.float32), ids=np.arange(6))
+    learner = DQNLearner((3,), 2, double=double, dueling=False, norm="none", lr=1e-3, target_period=25)
+    b = learner.to_device(batch)
+    for _ in range(3000):
+        learner.update(b)
+    with torch.no_grad():
+        q = learner.net(torch.as_tensor(eye)).numpy()
+    expected = np.array([[0.729, 0.81], [0.729, 0.9], [0.81, 1.0]])
+    np.testing.assert_allclose(q, expected, atol=0.02)
