@@ -86,7 +86,8 @@ def test_soft_target_updates_by_hand():
 def test_tau_defaults_by_algorithm():
     from agents.config import parse_args
 
-    assert parse_args(["CartPole-v1", "--alg=DDQN"])[0].alg.tau == 0.0         # hard copies, as in DQN
+    assert parse_args(["Pong", "--alg=DDQN"])[0].alg.tau == 0.0                # hard copies, as in DQN
+    assert parse_args(["CartPole-v1", "--alg=DDQN"])[0].alg.tau == 0.01        # the classic-control preset
     assert parse_args(["Pendulum-v1", "--alg=DDPG"])[0].alg.tau == 0.005
     assert parse_args(["CartPole-v1", "--alg=R2D2", "--tau=0.01"])[0].alg.tau == 0.01
 
