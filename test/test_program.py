@@ -295,8 +295,8 @@ def test_a_format_1_checkpoint_keeps_its_meaning(tmp_path):
 
     for argv, start, tau in ((["CartPole-v1", "--alg=R2D2", "--seq_len=20", "--overlap=10", "--replay_start=300"],
                               3000, 0.0),
-                             (["CartPole-v1", "--alg=DDQN", "--tau=0.005"], 20_000, 0.0),
-                             (["Pendulum-v1", "--alg=DDPG"], 20_000, 0.005)):
+                             (["CartPole-v1", "--alg=DDQN", "--tau=0.005"], 1_000, 0.0),     # the presets'
+                             (["Pendulum-v1", "--alg=DDPG"], 1_000, 0.005)):                  # replay_start
         cfg, _ = parse_args(argv)
         path = save_checkpoint(str(tmp_path / "iter_1.pt"), cfg, {"steps": 1}, {})
         payload = torch.load(path, weights_only=True)
