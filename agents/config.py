@@ -231,8 +231,8 @@ def apply_presets(cfg: Config, given: set) -> None:
     values = preset.resolve(table, cfg.run.env, family, {name for _, name in given})
     for name, (value, _) in values.items():
         setattr(getattr(cfg, FLAG_SECTION[name]), name, value)
-    cfg.preset = {"file": os.path.relpath(preset.preset_path(cfg.alg.alg),
-                                               os.path.dirname(os.path.dirname(preset.PRESET_DIR))),
+    root = os.path.dirname(os.path.dirname(preset.PRESET_DIR))
+    cfg.preset = {"file": os.path.relpath(preset.preset_path(cfg.alg.alg), root),
                   "env": cfg.run.env if cfg.run.env in table["env"] else None,
                   "family": family if family in table["family"] else None,
                   "values": {name: source for name, (_, source) in sorted(values.items())}}
