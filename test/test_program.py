@@ -147,9 +147,29 @@ def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_pat
     os.remove(gif)
 
 
+def _session_pids(role: str) -> list[str]:
+    """The ray::<role> processes of this test session's Ray (children of its raylet), never those of
+    another Ray running on the same machine."""
+    import ray
+
+    raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+    pids = subprocess.run(["pgrep", "-f", f"^ray::{role}"], capture_output=True, text=True).stdout.split()
+    ours = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if parent == raylet:
+            ours.append(pid)
+    return ours
+
+
 @pytest.mark.slow
 def test_a_killed_agent_is_restarted_and_the_run_finishes(ray_session, tmp_path):
-    """Kill one agent process by its pid mid-run: Ray restarts it, env steps keep growing to max_steps."""
+    """Kill one agent process of this run by its pid mid-run: Ray restarts it, env steps keep growing to
+    max_steps."""
     import signal
     import threading
     import time
@@ -163,7 +183,7 @@ def test_a_killed_agent_is_restarted_and_the_run_finishes(ray_session, tmp_path)
             # a checkpoint means this run's agents have been stepping for a while (and any agent of an
             # earlier test is long gone), so the ray::Agent processes now are this run's
             if glob.glob(f"{tmp_path}/model/**/iter_*.pt", recursive=True):
-                pids = subprocess.run(["pgrep", "-f", "^ray::Agent"], capture_output=True, text=True).stdout.split()
+                pids = _session_pids("Agent")
                 if pids:
                     os.kill(int(pids[0]), signal.SIGKILL)
                     killed.append(int(pids[0]))
@@ -191,7 +211,7 @@ def test_a_dead_learner_stops_the_run_with_how_to_resume(ray_session, tmp_path):
         for _ in range(60):
             time.sleep(1.0)
             if glob.glob(f"{tmp_path}/model/**/iter_*.pt", recursive=True):
-                pids = subprocess.run(["pgrep", "-f", "^ray::Learner"], capture_output=True, text=True).stdout.split()
+                pids = _session_pids("Learner")
                 if pids:
                     os.kill(int(pids[0]), signal.SIGKILL)
                     return
