@@ -67,7 +67,10 @@ def env_family(name: str) -> str | None:
     entry = entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
     if entry.startswith("ale_py"):
         return "atari"
-    env = gym.make(ident)
+    try:
+        env = gym.make(ident)
+    except gym.error.DependencyNotInstalled as e:   # e.g. a MuJoCo task without the mujoco extra
+        raise UnknownEnvError(f"environment {name!r} cannot be made: {str(e).strip()}") from None
     try:
         continuous = isinstance(env.action_space, gym.spaces.Box)
     finally:

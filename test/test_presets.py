@@ -90,3 +90,19 @@ def test_help_states_the_resolution_order():
     assert out.returncode == 0
     text = " ".join(out.stdout.split())
     assert "the flag you give; the preset for the env id; the preset for its family" in text
+
+
+def _needs_a_missing_dependency():
+    import gymnasium
+    raise gymnasium.error.DependencyNotInstalled('Foo is not installed, run `pip install "foo"`')
+
+
+def test_an_env_whose_dependency_is_missing_is_a_one_line_usage_error():
+    import gymnasium
+
+    from envs import UnknownEnvError
+    gymnasium.register("NeedsFoo-v0", entry_point=_needs_a_missing_dependency)
+    with pytest.raises(UnknownEnvError) as e:
+        env_family("NeedsFoo-v0")
+    assert str(e.value) == ("environment 'NeedsFoo-v0' cannot be made: Foo is not installed, "
+                            'run `pip install "foo"`')
