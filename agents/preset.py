@@ -37,8 +37,8 @@ def load(alg: str, sections, path: str | None = None) -> dict:
     """The preset file of `alg` (or `path`) as {"defaults": {...}, "family": {name: {...}}, "env": {id: {...}}},
     every value checked against the flag it names. `sections`: (section name, dataclass) pairs of the config."""
     path = path or preset_path(alg)
-    if not os.path.exists(path):
-        return {"defaults": {}, "family": {}, "env": {}}
+    if not os.path.exists(path):   # every algorithm ships one: a missing file is a broken install
+        raise PresetError(f"no preset file {path} for --alg={alg}; reinstall the package (pip install -e .)")
     with open(path, "rb") as f:
         try:
             raw = tomllib.load(f)
