@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -181,8 +182,15 @@ RESOLUTION = ("A value comes from the first of: the flag you give; the preset fo
               "the result and each value's source.")
 
 
+@functools.lru_cache(maxsize=None)
+def shipped_preset(alg: str) -> dict:
+    """The preset file of `alg`, read and checked once per process (every parse_args needs them all for
+    --help's defaults, and the algorithm's own to fill the config)."""
+    return preset.load(alg, SECTIONS)
+
+
 def _alg_defaults() -> dict[str, dict]:
-    return {alg: preset.load(alg, SECTIONS)["defaults"] for alg in ALGORITHMS}
+    return {alg: shipped_preset(alg)["defaults"] for alg in ALGORITHMS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,7 +235,7 @@ def apply_presets(cfg: Config, given: set) -> None:
     from envs import env_family
 
     family = env_family(cfg.run.env)
-    table = preset.load(cfg.alg.alg, SECTIONS)
+    table = shipped_preset(cfg.alg.alg)
     values = preset.resolve(table, cfg.run.env, family, {name for _, name in given})
     for name, (value, _) in values.items():
         setattr(getattr(cfg, FLAG_SECTION[name]), name, value)

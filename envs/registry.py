@@ -68,14 +68,10 @@ def env_family(name: str) -> str | None:
     if entry.startswith("ale_py"):
         return "atari"
     try:
-        env = gym.make(ident)
+        discrete = env_info(name).discrete
     except gym.error.DependencyNotInstalled as e:   # e.g. a MuJoCo task without the mujoco extra
         raise UnknownEnvError(f"environment {name!r} cannot be made: {str(e).strip()}") from None
-    try:
-        continuous = isinstance(env.action_space, gym.spaces.Box)
-    finally:
-        env.close()
-    if continuous:
+    if not discrete:
         return "continuous"
     return "classic" if entry.startswith("gymnasium.envs.classic_control") else None
 
