@@ -22,7 +22,8 @@ setup(
         "tomli>=2.0; python_version < '3.11'",   # the preset files (tomllib from Python 3.11)
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.100"],   # hypothesis: the replay's property tests
+        "test": ["pytest>=7", "hypothesis>=6.100", "minatar>=1.0.15"],   # hypothesis: property tests
         "mujoco": ["gymnasium[mujoco]>=1.0"],   # HalfCheetah-v5, Hopper-v5, ... for DDPG / D4PG
+        "minatar": ["minatar>=1.0.15"],         # MinAtar/Breakout-v1, ... (Young and Tian 2019)
     },
 )

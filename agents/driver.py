@@ -88,7 +88,7 @@ def replay_bytes_per_transition(cfg: Config, info: EnvInfo, steps: int = 600) ->
     for env in runner.envs:
         env.close()
     held = memory.nbytes
-    if info.atari:   # each compressed frame is a bytes object: its header and the pointer to it
+    if info.image:   # each compressed frame is a bytes object: its header and the pointer to it
         held += (sys.getsizeof(b"") + 8) * memory.frames.live
     return held / max(len(memory) * cfg.alg.steps_per_item, 1)
 

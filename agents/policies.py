@@ -36,7 +36,7 @@ class Policy:
 
     def writer(self, stream: int):
         a = self.cfg.alg
-        return StreamWriter(stream, a.nstep, a.gamma, image=self.info.atari, priorities=self.prioritized)
+        return StreamWriter(stream, a.nstep, a.gamma, image=self.info.image, priorities=self.prioritized)
 
     def act(self, obs: list, writers: list | None, steps: int) -> tuple[list, list]:
         """(actions to store in replay, actions to give the envs), one per env."""
@@ -145,7 +145,7 @@ class R2D2Policy(Policy):
         from buffers.sequence import SequenceWriter
 
         a = self.cfg.alg
-        return SequenceWriter(stream, a.seq_len, a.overlap, a.gamma, image=self.info.atari, state_size=a.lstm,
+        return SequenceWriter(stream, a.seq_len, a.overlap, a.gamma, image=self.info.image, state_size=a.lstm,
                               priority_fn=self._priority if self.prioritized else None)
 
     def _priority(self, q: np.ndarray, action: np.ndarray, reward: np.ndarray, discount: np.ndarray) -> float:

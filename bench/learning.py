@@ -2,6 +2,7 @@
 
     python bench/learning.py classic --seeds 5
     python bench/learning.py continuous --seeds 3
+    python bench/learning.py minatar --seeds 3              # 1M env steps per run: hours on 2 cores
     python bench/learning.py classic --only CartPole-v1:DQN --set lr=1e-3   # a tuning experiment
 
 Each env x algorithm x seed is one run of `python main.py ENV --alg=ALG --seed=S` with nothing else but
@@ -30,6 +31,10 @@ SUITES = {
         "CartPole-v1": (("DQN", "DDQN", "R2D2"), 475.0, "issue floor (RL Zoo DQN: 500 ± 0 at 50k)"),
         "Acrobot-v1": (("DQN",), -76.6, "RL Zoo DQN: -76.6 ± 11.8 at 100k"),
         "MountainCar-v0": (("DQN",), -100.8, "RL Zoo DQN: -100.8 ± 9.9 at 120k"),
+    },
+    "minatar": {   # the authors publish DQN curves, not tables: exp/README.md cites what can be read off them
+        "MinAtar/Breakout-v1": (("DDQN",), None, "Young and Tian 2019: curves only"),
+        "MinAtar/SpaceInvaders-v1": (("DDQN",), None, "Young and Tian 2019: curves only"),
     },
     "continuous": {
         "Pendulum-v1": (("DDPG", "D4PG"), -200.0, "issue floor (RL Zoo DDPG: -152.1 ± 94.3 at 20k)"),

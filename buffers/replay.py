@@ -47,7 +47,7 @@ class RingReplay:
             raise ValueError("replay capacity must be at least 1")
         self.capacity = capacity
         self.obs_shape = tuple(obs_shape)
-        image = len(self.obs_shape) == 3   # [stack, H, W] uint8 frames; anything else is a vector
+        image = len(self.obs_shape) >= 3   # [stack, *frame] uint8 frames; anything else is a vector
         self.frames = FrameStore(self.obs_shape[1:] if image else self.obs_shape, image=image,
                                  stack=self.obs_shape[0] if image else 1, window=window, initial_slots=frame_slots)
         self.tid = np.full(capacity, -1, dtype=np.int64)

@@ -1,6 +1,7 @@
 """Resolve a user's env name and make the env.
 
 `Pong`, `Asterix`, `WizardOfWor`, ... (short ALE names) -> the DeepMind Atari pipeline of envs/atari.py.
+`MinAtar/Breakout-v1`, ... (with the minatar extra) -> envs/minatar.py: uint8 [1, C, 10, 10] frames.
 `CartPole-v1`, `ALE/Pong-v5`, `module:EnvName-v0` -> gymnasium.make as is.
 Anything else -> UnknownEnvError naming the closest valid names.
 """
@@ -28,10 +29,19 @@ def _atari_games() -> tuple[str, ...]:
 
 
 def resolve_env(name: str) -> tuple[str, str]:
-    """Return ("atari", game) or ("gym", id); raise UnknownEnvError with the closest names."""
+    """Return ("atari", game), ("minatar", id) or ("gym", id); raise UnknownEnvError with the closest names."""
     games = _atari_games()  # also registers the ALE ids with gymnasium
     if name in games:
         return "atari", name
+    if name.lower().startswith("minatar/"):
+        from envs.minatar import MinAtarNotInstalled, register
+
+        try:
+            register()
+        except MinAtarNotInstalled as e:
+            raise UnknownEnvError(f"environment {name!r}: {e}") from None
+        if name in gym.registry:
+            return "minatar", name
     if ":" in name:  # `module:EnvName-v0`: importing the module registers the id
         module, _, ident = name.partition(":")
         try:
@@ -58,11 +68,9 @@ def env_family(name: str) -> str | None:
     """The preset family of the env `name`: atari, minatar, classic (gymnasium's classic control with discrete
     actions), continuous (any env with continuous actions), or None."""
     kind, ident = resolve_env(name)
-    if kind == "atari":
-        return "atari"
+    if kind in ("atari", "minatar"):
+        return kind
     ident = ident.partition(":")[2] or ident
-    if ident.startswith("MinAtar/"):
-        return "minatar"
     entry = gym.spec(ident).entry_point
     entry = entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
     if entry.startswith("ale_py"):
@@ -84,6 +92,10 @@ def make_env(name: str, *, train: bool = True, seed: int | None = None, sticky: 
         from envs.atari import make_atari
 
         env = make_atari(ident, train=train, sticky=sticky, render_mode=render_mode)
+    elif kind == "minatar":   # sticky actions (p = 0.1) are always on, as in the paper
+        from envs.minatar import make_minatar
+
+        env = make_minatar(ident, render_mode=render_mode)
     else:
         # only when rendering: a third-party env whose constructor takes no render_mode must still build
         env = gym.make(ident, render_mode=render_mode) if render_mode is not None else gym.make(ident)
@@ -109,6 +121,12 @@ class EnvInfo:
     num_actions: int            # discrete: number of actions; continuous: action dimension
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
+
+    @property
+    def image(self) -> bool:
+        """Image observations: a stack [S, *frame] (Atari [4, 84, 84], MinAtar [1, C, 10, 10]) whose newest
+        frame the replay stores once, compressed; anything else is a vector."""
+        return len(self.obs_shape) >= 3
 
 
 def env_info(name: str) -> EnvInfo:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from networks.heads import DuelingHead, QHead
-from networks.torsos import MLPTorso, NatureTorso
+from networks.torsos import NatureTorso, make_torso
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -19,8 +19,9 @@ class RecurrentQNetwork(nn.Module):
     """obs [B, T, *obs_shape], prev_action [B, T], prev_reward [B, T], (h, c) [B, H] -> Q [B, T, A], (h, c).
 
     Atari stacks (3-D obs) go through the Nature torso (512 features, dueling streams of 512 hidden
-    units as in R2D2); vectors through a (256, 256) ReLU MLP. `norm`: "gn" (conv GroupNorm) or "ln"
-    (MLP LayerNorm), else none. A previous action of -1 (episode start) one-hot encodes as all zeros.
+    units as in R2D2), MinAtar frames through the MinAtar torso, vectors through a (256, 256) ReLU MLP.
+    `norm`: "gn" (conv GroupNorm) or "ln" (MLP LayerNorm), else none. A previous action of -1 (episode
+    start) one-hot encodes as all zeros.
     """
 
     def __init__(self, obs_shape: tuple, num_actions: int, hidden: int = 512, dueling: bool = True,
@@ -28,12 +29,8 @@ class RecurrentQNetwork(nn.Module):
         super().__init__()
         self.num_actions, self.state_size, self.prev_action_reward = num_actions, hidden, prev_action_reward
         self.obs_shape = tuple(obs_shape)
-        if len(obs_shape) == 3:
-            self.torso = NatureTorso(obs_shape[0], norm=norm)
-            head_hidden = 512 if dueling else 0
-        else:
-            self.torso = MLPTorso(int(obs_shape[0]), (256, 256), layer_norm=norm == "ln")
-            head_hidden = 0
+        self.torso = make_torso(obs_shape, norm)
+        head_hidden = 512 if dueling and isinstance(self.torso, NatureTorso) else 0
         lstm_in = self.torso.out_features + (num_actions + 1 if prev_action_reward else 0)
         self.lstm = nn.LSTM(lstm_in, hidden, batch_first=True)
         self.head = DuelingHead(hidden, num_actions, head_hidden) if dueling else QHead(hidden, num_actions)

@@ -31,6 +31,33 @@ class NatureTorso(nn.Module):
         return self.fc(self.convs(x))     # [B, 512]
 
 
+class MinAtarTorso(nn.Module):
+    """The MinAtar paper's torso (Young and Tian 2019): uint8 [B, 1, C, 10, 10] (a stack of one frame) ->
+    one 3x3 conv of 16 channels (stride 1, no padding) -> 128 hidden units, ReLUs."""
+
+    def __init__(self, in_channels: int, size: tuple[int, int] = (10, 10), channels: int = 16,
+                 out_features: int = 128):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, channels, 3, 1), nn.ReLU(), nn.Flatten())
+        self.conv_features = channels * (size[0] - 2) * (size[1] - 2)
+        self.fc = nn.Sequential(nn.Linear(self.conv_features, out_features), nn.ReLU())
+        self.out_features = out_features
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.flatten(1, 2).float()   # [B, S * C, 10, 10]; the values are 0/1
+        return self.fc(self.conv(x))
+
+
+def make_torso(obs_shape: tuple, norm: str = "none", hidden: tuple[int, ...] = (256, 256)) -> nn.Module:
+    """The torso that fits the observation: an Atari stack [S, 84, 84] -> Nature; a stack of MinAtar
+    frames [S, C, H, W] -> MinAtar; a vector [D] -> MLP. `norm`: "gn" (conv GroupNorm), "ln" (MLP LayerNorm)."""
+    if len(obs_shape) == 3:
+        return NatureTorso(obs_shape[0], norm=norm)
+    if len(obs_shape) == 4:
+        return MinAtarTorso(obs_shape[0] * obs_shape[1], tuple(obs_shape[2:]))
+    return MLPTorso(int(obs_shape[0]), hidden, layer_norm=norm == "ln")
+
+
 class MLPTorso(nn.Module):
     """Vector observations: float [B, D] -> [B, hidden[-1]], ReLU MLP, optional LayerNorm."""
 
