@@ -22,6 +22,7 @@ class Algorithm:
 
 
 FAMILIES = {"DQN": Algorithm(QPolicy, False, "net"), "DDQN": Algorithm(QPolicy, False, "net"),
+            "Rainbow": Algorithm(QPolicy, False, "net"),
             "R2D2": Algorithm(R2D2Policy, True, "net", life_loss_clip=False),
             "DDPG": Algorithm(DPGPolicy, False, "actor"), "D4PG": Algorithm(DPGPolicy, False, "actor")}
 
@@ -44,11 +45,12 @@ def make_learner(cfg: Config, info: EnvInfo, device: str = "cpu"):
 
         return R2D2Learner(info.obs_shape, info.num_actions, hidden=a.lstm, dueling=a.dueling, lr=a.lr,
                            clip_norm=a.clip_norm, target_period=a.target_period, burn_in=a.burn_in,
-                           nstep=a.nstep, eta=a.eta, norm=a.norm, tau=a.tau, device=device)
+                           nstep=a.nstep, eta=a.eta, norm=a.norm, tau=a.tau, noisy=a.noisy, device=device)
     from agents.dqn import DQNLearner
 
     return DQNLearner(info.obs_shape, info.num_actions, double=a.double, dueling=a.dueling, norm=a.norm,
-                      lr=a.lr, clip_norm=a.clip_norm, target_period=a.target_period, tau=a.tau, device=device)
+                      lr=a.lr, clip_norm=a.clip_norm, target_period=a.target_period, tau=a.tau, atoms=a.atoms,
+                      v_min=a.v_min, v_max=a.v_max, noisy=a.noisy, device=device)
 
 
 def replay_items(cfg: Config, steps: int) -> int:

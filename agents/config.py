@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields
 
 from agents import preset
 
-ALGORITHMS = ("DQN", "DDQN", "R2D2", "DDPG", "D4PG")
-DISCRETE_ALGORITHMS = ("DQN", "DDQN", "R2D2")
+ALGORITHMS = ("DQN", "DDQN", "Rainbow", "R2D2", "DDPG", "D4PG")
+DISCRETE_ALGORITHMS = ("DQN", "DDQN", "Rainbow", "R2D2")
 NOISES = ("gaussian", "ou")
 BUFFERS = ("mmdb", "pmdb")
 NORMS = ("none", "gn")
@@ -111,13 +111,21 @@ class AlgConfig:
     noise: str = _f("gaussian", "DDPG/D4PG: exploration noise, gaussian or ou (Ornstein-Uhlenbeck)", choices=NOISES)
     noise_max: float = _f(0.4, "DDPG/D4PG: noise scale of agent 0 (fraction of the action half-range)")
     noise_min: float = _f(0.05, "DDPG/D4PG: noise scale of the last agent; agents between are spaced geometrically")
-    num_atoms: int = _f(51, "D4PG: atoms of the categorical critic")
-    v_min: float = _f(-150.0, "D4PG: lowest atom of the critic's support")
-    v_max: float = _f(150.0, "D4PG: highest atom of the critic's support")
+    num_atoms: int = _f(51, "D4PG and Rainbow: atoms of the categorical value distribution")
+    v_min: float = _f(-150.0, "D4PG and Rainbow: lowest atom of the value distribution's support")
+    v_max: float = _f(150.0, "D4PG and Rainbow: highest atom of the value distribution's support")
+    noisy: bool = _f(False, "DQN, DDQN, Rainbow, R2D2: noisy nets (factorised Gaussian, sigma0 0.5) in the value "
+                            "head; agents explore by the noise, drawn afresh every step, with epsilon 0")
+    noisy_eps: bool = _f(False, "with --noisy: agents also act epsilon-greedily with the Ape-X epsilons")
 
     @property
     def double(self) -> bool:
-        return self.alg in ("DDQN", "R2D2")
+        return self.alg in ("DDQN", "Rainbow", "R2D2")
+
+    @property
+    def atoms(self) -> int:
+        """Atoms of the Q network's value distributions: --num_atoms for Rainbow, else 1 (plain Q values)."""
+        return self.num_atoms if self.alg == "Rainbow" else 1
 
     @property
     def discrete(self) -> bool:
@@ -132,7 +140,8 @@ class AlgConfig:
     def net_name(self) -> str:
         if self.alg in ("DDPG", "D4PG"):
             return f"mlp{self.hidden}"
-        base = ("dueling" if self.dueling else "q") + ("_gn" if self.norm == "gn" else "")
+        base = ("dueling" if self.dueling else "q") + ("_gn" if self.norm == "gn" else "") + \
+            ("_noisy" if self.noisy else "")
         return f"lstm{self.lstm}_{base}" if self.alg == "R2D2" else base
 
 
@@ -166,7 +175,7 @@ def planned_learner_steps(cfg: Config) -> int:
 SECTIONS = (("run", RunConfig), ("replay", ReplayConfig), ("alg", AlgConfig))
 # flags that define what a checkpoint is: a mismatch with the checkpoint is an error, not a silent override
 IDENTITY = (("alg", "alg"), ("alg", "dueling"), ("alg", "norm"), ("alg", "lstm"), ("alg", "hidden"),
-            ("alg", "num_atoms"))
+            ("alg", "num_atoms"), ("alg", "noisy"))
 class UsageError(ValueError):
     """Bad input from the user: main.py prints it on one line and exits with code 2."""
 
@@ -305,6 +314,10 @@ def validate(cfg: Config) -> None:
          f"--replay_start ({rp.replay_start}) must hold at least --batch_size ({a.batch_size}) "
          + (f"sequences: {a.batch_size * per_item} steps" if per_item > 1 else "transitions"))
     need(0 <= a.tau <= 1, f"--tau must be within [0, 1], got {a.tau}")
+    need(not a.noisy or a.discrete, f"--noisy is for DQN, DDQN, Rainbow and R2D2, not {a.alg}")
+    if a.alg == "Rainbow":
+        need(a.v_min < a.v_max, f"--v_min ({a.v_min}) must be below --v_max ({a.v_max})")
+        need(a.num_atoms >= 2, f"--num_atoms must be at least 2, got {a.num_atoms}")
     if a.alg in ("DDPG", "D4PG"):
         need(math.isfinite(a.actor_lr) and a.actor_lr > 0, f"--actor_lr must be a positive number, got {a.actor_lr}")
         need(0 <= a.noise_min <= a.noise_max, "--noise_min and --noise_max must satisfy 0 <= min <= max")

@@ -1,7 +1,8 @@
 """Distributed DDPG and D4PG over n-step returns (Lillicrap et al. 2016; Horgan et al. 2018 (Ape-X DPG);
 Barth-Maron et al. 2018 (D4PG)), for vector observations and continuous actions.
 
-Pure pieces first (action scaling, exploration noise, soft updates, the categorical projection), then the
+Pure pieces first (action scaling, exploration noise; the categorical projection is agents/distributional.py's,
+shared with Rainbow), then the
 learner that owns the actor, the critic, their targets and optimizers. No Ray here. The learner works in
 the normalised action space [-1, 1]^A; agents map actions to the env's bounds with `scale_action`.
 """
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from agents.distributional import categorical_loss, categorical_projection, expected_value
 from agents.optim import Launched, device_tensor, follow_target, gradient_step
 from buffers.records import Batch
 from networks.continuous import Actor, Critic
@@ -89,36 +91,6 @@ def act(actor: nn.Module, obs: np.ndarray) -> np.ndarray:
     return actor(torch.as_tensor(np.asarray(obs, np.float32))).numpy()
 
 
-# --- targets -------------------------------------------------------------------------------------
-def categorical_projection(next_probs: torch.Tensor, ret: torch.Tensor, discount: torch.Tensor,
-                           support: torch.Tensor) -> torch.Tensor:
-    """Project the distribution of ret + discount * Z (Z on `support` with `next_probs` [B, K]) onto the
-    fixed, evenly spaced support [K] (Bellemare et al. 2017): [B, K], rows sum to 1.
-
-    Atoms beyond [v_min, v_max] are clipped to the end atoms; each atom's mass is split between its two
-    neighbours in proportion to closeness, and all of it goes to one atom when it lands exactly on it.
-    discount 0 (termination) puts all mass at clip(ret).
-    """
-    k = support.shape[0]
-    v_min, v_max = support[0], support[-1]
-    dz = (v_max - v_min) / (k - 1)
-    tz = (ret.unsqueeze(1) + discount.unsqueeze(1) * support.unsqueeze(0)).clamp(v_min, v_max)   # [B, K]
-    b = ((tz - v_min) / dz).clamp(0, k - 1)
-    lo, hi = b.floor().long(), b.ceil().long()
-    p = next_probs.to(b.dtype)
-    m_lo = p * (hi.to(b.dtype) - b + (lo == hi).to(b.dtype))   # l == u: the whole mass on l
-    m_hi = p * (b - lo.to(b.dtype))
-    out = torch.zeros_like(p)
-    out.scatter_add_(1, lo, m_lo)
-    out.scatter_add_(1, hi, m_hi)
-    return out
-
-
-def expected_value(logits: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-    """Mean of the categorical distribution: logits [B, K] -> [B]."""
-    return (logits.softmax(dim=-1) * support).sum(dim=-1)
-
-
 # --- learner -------------------------------------------------------------------------------------
 class DDPGLearner(Launched):
     """Online and target actor and critic, one Adam and gradient clipping each; one `update` per batch.
@@ -175,7 +147,7 @@ class DDPGLearner(Launched):
         if self.distributional:
             with torch.no_grad():
                 target = categorical_projection(next_out.softmax(dim=-1), b["ret"], b["discount"], self.support)
-            per_sample = -(target * out.log_softmax(dim=-1)).sum(dim=-1)    # cross-entropy [B]
+            per_sample = categorical_loss(out, target)                        # cross-entropy [B]
             priorities = per_sample.detach()
         else:
             y = b["ret"] + b["discount"] * next_out

@@ -1,4 +1,5 @@
-"""DQN and Double DQN over n-step returns (Mnih et al. 2015; van Hasselt et al. 2016; Horgan et al. 2018).
+"""DQN, Double DQN and Rainbow over n-step returns (Mnih et al. 2015; van Hasselt et al. 2016; Horgan et al.
+2018; Hessel et al. 2018: a categorical value head and noisy nets on double Q, dueling and prioritized replay).
 
 Pure pieces first (epsilons, targets, loss, priorities), then the learner that owns the networks and
 the optimizer. No Ray here.
@@ -9,10 +10,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents.distributional import categorical_loss, categorical_q_target, expected_value, make_support
 from agents.optim import OnlineTargetState, device_tensor, follow_target, gradient_step
 from buffers.records import Batch
 from buffers.replay import linear_schedule
 from networks import QNetwork
+from networks.noisy import reset_noise
 
 
 # --- exploration ---------------------------------------------------------------------------------
@@ -58,15 +61,23 @@ def weighted_huber_loss(q_taken: torch.Tensor, target: torch.Tensor, weights: to
 
 # --- learner -------------------------------------------------------------------------------------
 class DQNLearner(OnlineTargetState):
-    """Online and target Q networks, Adam, gradient clipping; one `update` per batch."""
+    """Online and target Q networks, Adam, gradient clipping; one `update` per batch.
+
+    `atoms` > 1 (Rainbow): the networks output categorical logits over `atoms` atoms on [v_min, v_max]; the
+    loss is the importance-weighted cross-entropy to the projected n-step target (categorical_q_target) and the
+    priorities are the per-sample cross-entropies. `noisy`: both networks draw new noise before every update.
+    """
 
     def __init__(self, obs_shape: tuple, num_actions: int, *, double: bool, dueling: bool, norm: str,
                  lr: float, adam_eps: float = 1.5e-4, clip_norm: float = 40.0, target_period: int = 2500,
-                 tau: float = 0.0, device: str = "cpu"):
+                 tau: float = 0.0, atoms: int = 1, v_min: float = -10.0, v_max: float = 10.0, noisy: bool = False,
+                 device: str = "cpu"):
         self.device = torch.device(device)
         self.double, self.clip_norm, self.target_period, self.tau = double, clip_norm, target_period, tau
-        self.net = QNetwork(obs_shape, num_actions, dueling, norm).to(self.device)
-        self.target = QNetwork(obs_shape, num_actions, dueling, norm).to(self.device)
+        self.atoms, self.noisy = atoms, noisy
+        self.support = make_support(v_min, v_max, atoms, self.device) if atoms > 1 else None
+        self.net = QNetwork(obs_shape, num_actions, dueling, norm, atoms=atoms, noisy=noisy).to(self.device)
+        self.target = QNetwork(obs_shape, num_actions, dueling, norm, atoms=atoms, noisy=noisy).to(self.device)
         self.target.load_state_dict(self.net.state_dict())
         self.target.requires_grad_(False)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, eps=adam_eps)
@@ -82,6 +93,11 @@ class DQNLearner(OnlineTargetState):
     def launch(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Queue one gradient step on a device batch; stats (loss, mean_q) and new priorities |TD| [B],
         still on the device (`update` returns them on the host)."""
+        if self.noisy:
+            reset_noise(self.net)
+            reset_noise(self.target)
+        if self.support is not None:
+            return self._launch_categorical(b)
         q = self.net(b["obs"])                                                  # [B, A]
         q_taken = q.gather(1, b["action"].unsqueeze(1)).squeeze(1)             # [B]
         with torch.no_grad():
@@ -94,3 +110,18 @@ class DQNLearner(OnlineTargetState):
         follow_target(self.target, self.net, self.steps, self.tau, self.target_period)
         priorities = (target - q_taken.detach()).abs()
         return {"loss": loss.detach(), "mean_q": q_taken.detach().mean()}, priorities
+
+    def _launch_categorical(self, b: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        logits = self.net(b["obs"])                                                  # [B, A, K]
+        taken = logits[torch.arange(len(logits), device=logits.device), b["action"]]  # [B, K]
+        with torch.no_grad():
+            next_online = self.net(b["next_obs"]) if self.double else None
+            target = categorical_q_target(self.target(b["next_obs"]), b["ret"], b["discount"], self.support,
+                                          next_online)
+        per_sample = categorical_loss(taken, target)                                 # [B]
+        loss = (b["weights"] * per_sample).mean()
+        gradient_step(loss, self.net, self.opt, self.clip_norm, self.grad_sync)
+        self.steps += 1
+        follow_target(self.target, self.net, self.steps, self.tau, self.target_period)
+        mean_q = expected_value(taken.detach(), self.support).mean()
+        return {"loss": loss.detach(), "mean_q": mean_q}, per_sample.detach()

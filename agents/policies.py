@@ -7,10 +7,13 @@ The loop that steps the envs is agents/roles.py's EnvRunner (training) and EvalR
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 from agents.config import Config
+from agents.distributional import categorical_priority, expected_value, make_support
 from agents.dqn import agent_epsilon, epsilon_greedy
 from buffers import StreamWriter
 from envs import EnvInfo
@@ -56,33 +59,68 @@ class Policy:
         return {}
 
 
+def noisy_exploration(policy: Policy, net: torch.nn.Module) -> None:
+    """Noisy nets: agents act with the noise on, drawing new noise before every step (so each step explores
+    anew, as an epsilon does, while the learner draws its own noise per update); the evaluator and --test
+    act with the mean weights."""
+    from networks.noisy import reset_noise, set_noise
+
+    set_noise(net, policy.explore)
+    if policy.explore:
+        reset_noise(net, policy.noise_gen)
+
+
 class QPolicy(Policy):
-    """DQN / DDQN: epsilon-greedy on a feed-forward Q network (Ape-X epsilons across agents)."""
+    """DQN / DDQN / Rainbow: epsilon-greedy on a feed-forward Q network (Ape-X epsilons across agents), or with
+    --noisy greedy on a noisy one. Rainbow's network outputs value distributions: agents act on their means and
+    give their writers the logits for the cross-entropy priority."""
 
     def __init__(self, cfg, info, index, num_envs, explore, seed):
         super().__init__(cfg, info, index, num_envs, explore, seed)
-        self.net = self._frozen(QNetwork(info.obs_shape, info.num_actions, cfg.alg.dueling, cfg.alg.norm))
+        a = cfg.alg
+        self.net = self._frozen(QNetwork(info.obs_shape, info.num_actions, a.dueling, a.norm, atoms=a.atoms,
+                                         noisy=a.noisy))
+        self.atoms = make_support(a.v_min, a.v_max, a.atoms) if a.atoms > 1 else None
+        self.noise_gen = torch.Generator().manual_seed(seed)
+
+    def writer(self, stream: int):
+        a = self.cfg.alg
+        fn = None if self.atoms is None else functools.partial(categorical_priority, atoms=self.atoms)
+        return StreamWriter(stream, a.nstep, a.gamma, image=self.info.image, priorities=self.prioritized,
+                            priority_fn=fn)
 
     def epsilon(self, steps: int) -> float:
         a = self.cfg.alg
         if not self.explore:
             return self.cfg.run.eval_epsilon
+        if a.noisy and not a.noisy_eps:
+            return 0.0
         return agent_epsilon(self.index, self.cfg.run.num_agents, steps, a.eps_steps, a.eps_final)
 
-    def _q(self, obs: list) -> np.ndarray:
-        return self.net(torch.as_tensor(np.stack(obs))).numpy()   # [E, A]
+    def _forward(self, obs: list) -> tuple[np.ndarray, np.ndarray | None]:
+        """(Q [E, A], logits [E, A, K] or None)."""
+        if self.cfg.alg.noisy:
+            noisy_exploration(self, self.net)
+        out = self.net(torch.as_tensor(np.stack(obs)))
+        if self.atoms is None:
+            return out.numpy(), None
+        return expected_value(out, self.atoms).numpy(), out.numpy()
 
     def act(self, obs, writers, steps):
-        q = self._q(obs)
+        q, logits = self._forward(obs)
         actions = epsilon_greedy(q, self.epsilon(steps), self.rng).tolist()
         if self.prioritized:
             for j, (w, a) in enumerate(zip(writers, actions)):
-                w.act(q[j, a], q[j].max())
+                if logits is None:
+                    w.act(q[j, a], q[j].max())
+                else:
+                    w.act(logits[j, a], logits[j, q[j].argmax()])
         return actions, actions
 
     def truncated(self, j, obs, writer):
         if self.prioritized:
-            writer.value(float(self._q([obs])[0].max()))
+            q, logits = self._forward([obs])
+            writer.value(float(q[0].max()) if logits is None else logits[0, q[0].argmax()])
 
     def stats(self, steps):
         return {"epsilon": self.epsilon(steps)}
@@ -133,7 +171,8 @@ class R2D2Policy(Policy):
         super().__init__(cfg, info, index, num_envs, explore, seed)
         a = cfg.alg
         self.net = self._frozen(RecurrentQNetwork(info.obs_shape, info.num_actions, hidden=a.lstm,
-                                                  dueling=a.dueling, norm=a.norm))
+                                                  dueling=a.dueling, norm=a.norm, noisy=a.noisy))
+        self.noise_gen = torch.Generator().manual_seed(seed)
         self.h = torch.zeros(num_envs, a.lstm)
         self.c = torch.zeros(num_envs, a.lstm)
         self.prev_action = np.full(num_envs, -1, dtype=np.int64)
@@ -162,6 +201,8 @@ class R2D2Policy(Policy):
         return float(prio[0])
 
     def _step(self, obs: list, rows: list[int]):
+        if self.cfg.alg.noisy:
+            noisy_exploration(self, self.net)
         o = torch.as_tensor(np.stack(obs))[:, None]
         pa = torch.as_tensor(self.prev_action[rows])[:, None]
         pr = torch.as_tensor(self.prev_reward[rows])[:, None]

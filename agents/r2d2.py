@@ -13,6 +13,7 @@ import torch
 
 from agents.optim import OnlineTargetState, device_tensor, follow_target, gradient_step
 from buffers.records import SequenceBatch
+from networks.noisy import reset_noise
 from networks.recurrent import RecurrentQNetwork
 
 
@@ -109,12 +110,14 @@ class R2D2Learner(OnlineTargetState):
     def __init__(self, obs_shape: tuple, num_actions: int, *, hidden: int = 512, dueling: bool = True,
                  lr: float = 1e-4, adam_eps: float = 1e-3, clip_norm: float = 40.0, target_period: int = 2500,
                  burn_in: int = 40, nstep: int = 5, eta: float = 0.9, rescale_eps: float = 1e-3,
-                 norm: str = "none", tau: float = 0.0, device: str = "cpu"):
+                 norm: str = "none", tau: float = 0.0, noisy: bool = False, device: str = "cpu"):
         self.device = torch.device(device)
+        self.noisy = noisy
         self.clip_norm, self.target_period, self.tau = clip_norm, target_period, tau
         self.burn_in, self.nstep, self.eta, self.rescale_eps = burn_in, nstep, eta, rescale_eps
-        self.net = RecurrentQNetwork(obs_shape, num_actions, hidden, dueling, norm=norm).to(self.device)
-        self.target = RecurrentQNetwork(obs_shape, num_actions, hidden, dueling, norm=norm).to(self.device)
+        self.net = RecurrentQNetwork(obs_shape, num_actions, hidden, dueling, norm=norm, noisy=noisy).to(self.device)
+        self.target = RecurrentQNetwork(obs_shape, num_actions, hidden, dueling, norm=norm,
+                                        noisy=noisy).to(self.device)
         self.target.load_state_dict(self.net.state_dict())
         self.target.requires_grad_(False)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, eps=adam_eps)
@@ -135,6 +138,9 @@ class R2D2Learner(OnlineTargetState):
         L = b["action"].shape[1]
         if not 0 <= self.burn_in < L:
             raise ValueError(f"burn_in {self.burn_in} leaves no trained step in sequences of {L} steps")
+        if self.noisy:   # new noise for both networks before every update
+            reset_noise(self.net)
+            reset_noise(self.target)
         prev_action, prev_reward = sequence_inputs(b)
         obs, state = b["obs"], (b["state"][:, 0], b["state"][:, 1])
         k = self.burn_in

@@ -66,28 +66,33 @@ class StreamWriter(FrameWriter):
     """One env stream's n-step transitions and their frames."""
 
     def __init__(self, stream: int, nstep: int, gamma: float, image: bool, priorities: bool = False,
-                 keyframe_interval: int = KEYFRAME_INTERVAL, level: int = COMPRESSION_LEVEL, generation: int = 0):
+                 keyframe_interval: int = KEYFRAME_INTERVAL, level: int = COMPRESSION_LEVEL, generation: int = 0,
+                 priority_fn=None):
         super().__init__(stream, image, keyframe_interval, level, generation)
         self.priorities = priorities
+        # (estimate at s_t, R, discount, estimate at s_{t+m} or None when discount is 0) -> priority; the
+        # estimates are what the agent reports by `act`/`value`: Q(s_t, a_t) and V (td_priority), or for a
+        # distributional agent the logits of the action taken and of the greedy action
+        self.priority_fn = priority_fn or (lambda q, ret, d, v: td_priority(q, ret, d, 0.0 if v is None else v))
         self.adder = NStepAdder(nstep, gamma)
         self._ready: list[tuple[NStepTransition, float]] = []
         self._waiting: list[NStepTransition] = []
-        self._q: dict[int, float] = {}     # frame number -> Q(s, a) of the action taken there
-        self._v: dict[int, float] = {}     # frame number -> V(s)
+        self._q: dict = {}     # frame number -> Q(s, a) of the action taken there (or its logits)
+        self._v: dict = {}     # frame number -> V(s) (or the greedy action's logits)
 
     def reset(self, obs: np.ndarray) -> None:
         """An episode starts with observation `obs`."""
         self._resolve_waiting(final=True)
         self.adder.reset(self._add_frame(obs, first=True))
 
-    def act(self, q_taken: float, value: float) -> None:
+    def act(self, q_taken, value) -> None:
         """The agent's estimates at the latest frame: Q of the action it took, and V (max_a Q)."""
-        self._q[self.frame_no] = float(q_taken)
-        self._v[self.frame_no] = float(value)
+        self._q[self.frame_no] = q_taken
+        self._v[self.frame_no] = value
 
-    def value(self, value: float) -> None:
+    def value(self, value) -> None:
         """V of the latest frame when no action is taken there (a truncated episode's last observation)."""
-        self._v[self.frame_no] = float(value)
+        self._v[self.frame_no] = value
 
     def step(self, action, reward: float, next_obs: np.ndarray, terminated: bool, truncated: bool) -> None:
         ref = self._add_frame(next_obs, first=False)
@@ -103,8 +108,8 @@ class StreamWriter(FrameWriter):
         still = []
         for tr in self._waiting:
             if tr.discount == 0.0 or tr.next_obs in self._v:
-                nv = self._v.get(tr.next_obs, 0.0)
-                p = float(td_priority(self._q.get(tr.obs, np.nan), tr.ret, tr.discount, nv))
+                q = self._q.get(tr.obs)
+                p = np.nan if q is None else float(self.priority_fn(q, tr.ret, tr.discount, self._v.get(tr.next_obs)))
                 self._ready.append((tr, p))
             elif final:
                 self._ready.append((tr, np.nan))    # never valued: the replay uses its running maximum

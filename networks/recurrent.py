@@ -25,7 +25,7 @@ class RecurrentQNetwork(nn.Module):
     """
 
     def __init__(self, obs_shape: tuple, num_actions: int, hidden: int = 512, dueling: bool = True,
-                 prev_action_reward: bool = True, norm: str = "none"):
+                 prev_action_reward: bool = True, norm: str = "none", noisy: bool = False):
         super().__init__()
         self.num_actions, self.state_size, self.prev_action_reward = num_actions, hidden, prev_action_reward
         self.obs_shape = tuple(obs_shape)
@@ -33,7 +33,8 @@ class RecurrentQNetwork(nn.Module):
         head_hidden = 512 if dueling and isinstance(self.torso, NatureTorso) else 0
         lstm_in = self.torso.out_features + (num_actions + 1 if prev_action_reward else 0)
         self.lstm = nn.LSTM(lstm_in, hidden, batch_first=True)
-        self.head = DuelingHead(hidden, num_actions, head_hidden) if dueling else QHead(hidden, num_actions)
+        self.head = (DuelingHead(hidden, num_actions, head_hidden, noisy=noisy) if dueling
+                     else QHead(hidden, num_actions, noisy=noisy))
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         """Zero (h, c), each [batch_size, hidden]."""

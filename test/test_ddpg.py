@@ -11,12 +11,12 @@ from agents.ddpg import (
     OUNoise,
     act,
     agent_noise_scale,
-    categorical_projection,
     explore,
     make_actor,
     scale_action,
     unscale_action,
 )
+from agents.distributional import categorical_projection
 from agents.optim import soft_update
 from buffers.records import Batch
 from networks.continuous import Actor, Critic
