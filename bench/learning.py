@@ -28,13 +28,13 @@ import numpy as np  # noqa: E402
 # its final checkpoint's --test mean is at least the reference.
 SUITES = {
     "classic": {
-        "CartPole-v1": (("DQN", "DDQN", "R2D2"), 475.0, "issue floor (RL Zoo DQN: 500 ± 0 at 50k)"),
+        "CartPole-v1": (("DQN", "DDQN", "Rainbow", "R2D2"), 475.0, "issue floor (RL Zoo DQN: 500 ± 0 at 50k)"),
         "Acrobot-v1": (("DQN",), -76.6, "RL Zoo DQN: -76.6 ± 11.8 at 100k"),
         "MountainCar-v0": (("DQN",), -100.8, "RL Zoo DQN: -100.8 ± 9.9 at 120k"),
     },
     "minatar": {   # the authors publish DQN curves, not tables: exp/README.md cites what can be read off them
-        "MinAtar/Breakout-v1": (("DDQN",), None, "Young and Tian 2019: curves only"),
-        "MinAtar/SpaceInvaders-v1": (("DDQN",), None, "Young and Tian 2019: curves only"),
+        "MinAtar/Breakout-v1": (("DDQN", "Rainbow"), None, "Young and Tian 2019: curves only"),
+        "MinAtar/SpaceInvaders-v1": (("DDQN", "Rainbow"), None, "Young and Tian 2019: curves only"),
     },
     "continuous": {
         "Pendulum-v1": (("DDPG", "D4PG"), -200.0, "issue floor (RL Zoo DDPG: -152.1 ± 94.3 at 20k)"),

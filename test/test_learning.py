@@ -11,6 +11,7 @@ import pytest
 from agents.config import parse_args
 from agents.driver import train
 from agents.play import test as play_test
+from main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,6 +34,22 @@ def test_the_default_command_learns_cartpole(ray_session, tmp_path):
     tcfg, tgiven = parse_args(["CartPole-v1", "--test", f"--resume={summary['checkpoint']}", *folders])
     result = play_test(tcfg, tgiven)
     assert result["episodes"] == 30 and result["mean"] >= 350, (result, summary["evaluations"])
+
+
+@pytest.mark.slow
+def test_rainbow_with_its_preset_learns_cartpole(ray_session, tmp_path, capsys):
+    """`python main.py CartPole-v1 --alg=Rainbow` (seed 0, the Rainbow preset: C51 on [0, 100], noisy nets,
+    dueling, double Q, n = 3, pmdb): an evaluation reaches 475 within 50k env steps (the run stops there:
+    --stop_return), and its checkpoint plays with --test, noise off."""
+    folders = [f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model"]
+    cfg, given = parse_args(["CartPole-v1", "--alg=Rainbow", "--stop_return=475", *folders])
+    assert cfg.run.max_steps == 50_000 and cfg.alg.noisy and cfg.alg.atoms == 51 and cfg.alg.v_min == 0.0
+    summary = train(cfg, given)
+    assert summary["env_steps"] <= 50_000 + cfg.run.num_agents * cfg.alg.sync_period
+    assert summary["best_eval_return"] >= 475, summary["evaluations"]
+    code = main(["CartPole-v1", "--test", "--test_episodes=3", f"--resume={summary['checkpoint']}", *folders])
+    out, _ = capsys.readouterr()
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["episodes"] == 3
 
 
 @pytest.mark.slow

@@ -135,8 +135,9 @@ def test_agents_explore_by_the_noise_and_the_evaluator_acts_on_the_mean():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env", ["CartPole-v1", "Pong"])
-def test_a_short_rainbow_run_trains_and_its_checkpoint_plays(env, ray_session, tmp_path, capsys):
+def test_a_short_rainbow_pong_run_trains_and_its_checkpoint_plays(ray_session, tmp_path, capsys):
+    """(CartPole end to end: test_learning.py's Rainbow learning test.)"""
+    env = "Pong"
     flags = ["--max_steps=3000", "--replay_start=500", "--eval_period=1500", "--eval_episodes=1", "--batch_size=32",
              "--status_period=1", "--save_period=50", "--replay_size=5000"]
     cfg, given = parse_args([env, "--alg=Rainbow", "--suffix=rb", f"--logdir={tmp_path}/logs",
