@@ -155,3 +155,22 @@ def test_a_short_rainbow_pong_run_trains_and_its_checkpoint_plays(ray_session, t
     code = main([env, "--alg=DDQN", "--test", f"--resume={summary['checkpoint']}"])
     _, err = capsys.readouterr()
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Rainbow" in err
+
+
+def test_r2d2_takes_noisy_nets_too():
+    from agents.policies import R2D2Policy
+    from agents.r2d2 import R2D2Learner
+    from networks.noisy import has_noise
+
+    cfg, _ = parse_args(["CartPole-v1", "--alg=R2D2", "--noisy"])
+    info = env_info("CartPole-v1")
+    agent = R2D2Policy(cfg, info, 0, 1, explore=True, seed=0)
+    evaluator = R2D2Policy(cfg, info, 0, 1, explore=False, seed=0)
+    evaluator.load(agent.net.state_dict())
+    assert has_noise(agent.net) and agent.epsilon(10) == 0.0
+    obs = [np.array([0.01, 0.2, -0.03, 0.1], np.float32)]
+    assert not np.array_equal(agent._step(obs, [0])[0], agent._step(obs, [0])[0])
+    np.testing.assert_array_equal(evaluator._step(obs, [0])[0], evaluator._step(obs, [0])[0])
+    learner = R2D2Learner(info.obs_shape, info.num_actions, hidden=cfg.alg.lstm, noisy=True)
+    assert has_noise(learner.net) and has_noise(learner.target)
+    agent.load(learner.net.state_dict())   # the noise is not part of the weights agents pull
