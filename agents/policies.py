@@ -80,12 +80,12 @@ class QPolicy(Policy):
         a = cfg.alg
         self.net = self._frozen(QNetwork(info.obs_shape, info.num_actions, a.dueling, a.norm, atoms=a.atoms,
                                          noisy=a.noisy))
-        self.atoms = make_support(a.v_min, a.v_max, a.atoms) if a.atoms > 1 else None
+        self.support = make_support(a.v_min, a.v_max, a.atoms) if a.atoms > 1 else None
         self.noise_gen = torch.Generator().manual_seed(seed)
 
     def writer(self, stream: int):
         a = self.cfg.alg
-        fn = None if self.atoms is None else functools.partial(categorical_priority, atoms=self.atoms)
+        fn = None if self.support is None else functools.partial(categorical_priority, atoms=self.support)
         return StreamWriter(stream, a.nstep, a.gamma, image=self.info.image, priorities=self.prioritized,
                             priority_fn=fn)
 
@@ -102,9 +102,9 @@ class QPolicy(Policy):
         if self.cfg.alg.noisy:
             noisy_exploration(self, self.net)
         out = self.net(torch.as_tensor(np.stack(obs)))
-        if self.atoms is None:
+        if self.support is None:
             return out.numpy(), None
-        return expected_value(out, self.atoms).numpy(), out.numpy()
+        return expected_value(out, self.support).numpy(), out.numpy()
 
     def act(self, obs, writers, steps):
         q, logits = self._forward(obs)

@@ -125,7 +125,7 @@ def test_agents_explore_by_the_noise_and_the_evaluator_acts_on_the_mean():
     assert np.array_equal(e1, e2)            # the mean weights
     with torch.no_grad():
         set_noise(agent.net, False)
-        mean_q = expected_value(agent.net(torch.as_tensor(np.stack(obs))), agent.atoms).numpy()
+        mean_q = expected_value(agent.net(torch.as_tensor(np.stack(obs))), agent.support).numpy()
     np.testing.assert_allclose(e1, mean_q, rtol=1e-6)
     cfg_eps, _ = parse_args(["CartPole-v1", "--alg=Rainbow", "--noisy_eps"])
     assert QPolicy(cfg_eps, info, 0, 2, explore=True, seed=0).epsilon(10) == pytest.approx(0.4)
