@@ -14,7 +14,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 MAX_EPISODE_STEPS = 10_000
 INSTALL = 'pip install -e ".[minatar]"'
 RENDER_SCALE = 16   # px per cell: 160 x 160 frames for --record
