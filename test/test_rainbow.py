@@ -138,13 +138,13 @@ def test_agents_explore_by_the_noise_and_the_evaluator_acts_on_the_mean():
 def test_a_short_rainbow_pong_run_trains_and_its_checkpoint_plays(ray_session, tmp_path, capsys):
     """(CartPole end to end: test_learning.py's Rainbow learning test.)"""
     env = "Pong"
-    flags = ["--max_steps=3000", "--replay_start=500", "--eval_period=1500", "--eval_episodes=1", "--batch_size=32",
+    flags = ["--max_steps=2000", "--replay_start=500", "--eval_period=2000", "--eval_episodes=1", "--batch_size=32",
              "--status_period=1", "--save_period=50", "--replay_size=5000"]
     cfg, given = parse_args([env, "--alg=Rainbow", "--suffix=rb", f"--logdir={tmp_path}/logs",
                              f"--modeldir={tmp_path}/model", *flags])
     assert cfg.alg.noisy and cfg.alg.dueling and cfg.replay.buffer == "pmdb" and cfg.alg.nstep == 3
     summary = train(cfg, given)
-    assert summary["env_steps"] >= 3000 and summary["learner_steps"] > 0 and summary["dropped_pushes"] == 0
+    assert summary["env_steps"] >= 2000 and summary["learner_steps"] > 0 and summary["dropped_pushes"] == 0
     assert summary["last_eval_return"] is not None
     assert os.path.basename(os.path.dirname(os.path.dirname(os.path.dirname(summary["checkpoint"])))) == \
         "Rainbow_dueling_noisy"
