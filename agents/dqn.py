@@ -15,7 +15,6 @@ from agents.optim import OnlineTargetState, device_tensor, follow_target, gradie
 from buffers.records import Batch
 from buffers.replay import linear_schedule
 from networks import QNetwork
-from networks.noisy import reset_noise
 
 
 # --- exploration ---------------------------------------------------------------------------------
@@ -74,7 +73,7 @@ class DQNLearner(OnlineTargetState):
                  device: str = "cpu"):
         self.device = torch.device(device)
         self.double, self.clip_norm, self.target_period, self.tau = double, clip_norm, target_period, tau
-        self.atoms, self.noisy = atoms, noisy
+        self.noisy = noisy
         self.support = make_support(v_min, v_max, atoms, self.device) if atoms > 1 else None
         self.net = QNetwork(obs_shape, num_actions, dueling, norm, atoms=atoms, noisy=noisy).to(self.device)
         self.target = QNetwork(obs_shape, num_actions, dueling, norm, atoms=atoms, noisy=noisy).to(self.device)
@@ -94,8 +93,7 @@ class DQNLearner(OnlineTargetState):
         """Queue one gradient step on a device batch; stats (loss, mean_q) and new priorities |TD| [B],
         still on the device (`update` returns them on the host)."""
         if self.noisy:
-            reset_noise(self.net)
-            reset_noise(self.target)
+            self.draw_noise()
         if self.support is not None:
             return self._launch_categorical(b)
         q = self.net(b["obs"])                                                  # [B, A]

@@ -8,6 +8,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from networks.noisy import reset_noise
+
 GradSync = Callable[[list[torch.nn.Parameter]], None]
 
 
@@ -110,6 +112,11 @@ class OnlineTargetState(Launched):
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.opt]
+
+    def draw_noise(self) -> None:
+        """Noisy nets: new noise for the online and the target network, before an update."""
+        reset_noise(self.net)
+        reset_noise(self.target)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The online network's weights on the CPU, for agents and the evaluator."""

@@ -18,6 +18,7 @@ from agents.dqn import agent_epsilon, epsilon_greedy
 from buffers import StreamWriter
 from envs import EnvInfo
 from networks import QNetwork
+from networks.noisy import reset_noise, set_noise
 
 
 class Policy:
@@ -28,11 +29,21 @@ class Policy:
         self.rng = np.random.default_rng(seed)
         self.prioritized = explore and cfg.replay.buffer == "pmdb"
         torch.manual_seed(seed)
+        self.noise_gen = torch.Generator().manual_seed(seed)
 
     def _frozen(self, net: torch.nn.Module) -> torch.nn.Module:
+        """The acting network: no gradients; its noisy layers (if any) on for agents, off (the mean weights)
+        for the evaluator and --test."""
         net.eval()
         net.requires_grad_(False)
+        set_noise(net, self.explore)
         return net
+
+    def _draw_noise(self, net: torch.nn.Module) -> None:
+        """Noisy nets: exploring agents draw new noise before every step, so each step explores anew as an
+        epsilon does (the learner draws its own noise per update)."""
+        if self.explore and self.cfg.alg.noisy:
+            reset_noise(net, self.noise_gen)
 
     def load(self, weights: dict) -> None:
         self.net.load_state_dict(weights)
@@ -59,17 +70,6 @@ class Policy:
         return {}
 
 
-def noisy_exploration(policy: Policy, net: torch.nn.Module) -> None:
-    """Noisy nets: agents act with the noise on, drawing new noise before every step (so each step explores
-    anew, as an epsilon does, while the learner draws its own noise per update); the evaluator and --test
-    act with the mean weights."""
-    from networks.noisy import reset_noise, set_noise
-
-    set_noise(net, policy.explore)
-    if policy.explore:
-        reset_noise(net, policy.noise_gen)
-
-
 class QPolicy(Policy):
     """DQN / DDQN / Rainbow: epsilon-greedy on a feed-forward Q network (Ape-X epsilons across agents), or with
     --noisy greedy on a noisy one. Rainbow's network outputs value distributions: agents act on their means and
@@ -81,7 +81,6 @@ class QPolicy(Policy):
         self.net = self._frozen(QNetwork(info.obs_shape, info.num_actions, a.dueling, a.norm, atoms=a.atoms,
                                          noisy=a.noisy))
         self.support = make_support(a.v_min, a.v_max, a.atoms) if a.atoms > 1 else None
-        self.noise_gen = torch.Generator().manual_seed(seed)
 
     def writer(self, stream: int):
         a = self.cfg.alg
@@ -99,8 +98,7 @@ class QPolicy(Policy):
 
     def _forward(self, obs: list) -> tuple[np.ndarray, np.ndarray | None]:
         """(Q [E, A], logits [E, A, K] or None)."""
-        if self.cfg.alg.noisy:
-            noisy_exploration(self, self.net)
+        self._draw_noise(self.net)
         out = self.net(torch.as_tensor(np.stack(obs)))
         if self.support is None:
             return out.numpy(), None
@@ -172,7 +170,6 @@ class R2D2Policy(Policy):
         a = cfg.alg
         self.net = self._frozen(RecurrentQNetwork(info.obs_shape, info.num_actions, hidden=a.lstm,
                                                   dueling=a.dueling, norm=a.norm, noisy=a.noisy))
-        self.noise_gen = torch.Generator().manual_seed(seed)
         self.h = torch.zeros(num_envs, a.lstm)
         self.c = torch.zeros(num_envs, a.lstm)
         self.prev_action = np.full(num_envs, -1, dtype=np.int64)
@@ -201,8 +198,7 @@ class R2D2Policy(Policy):
         return float(prio[0])
 
     def _step(self, obs: list, rows: list[int]):
-        if self.cfg.alg.noisy:
-            noisy_exploration(self, self.net)
+        self._draw_noise(self.net)
         o = torch.as_tensor(np.stack(obs))[:, None]
         pa = torch.as_tensor(self.prev_action[rows])[:, None]
         pr = torch.as_tensor(self.prev_reward[rows])[:, None]

@@ -13,7 +13,6 @@ import torch
 
 from agents.optim import OnlineTargetState, device_tensor, follow_target, gradient_step
 from buffers.records import SequenceBatch
-from networks.noisy import reset_noise
 from networks.recurrent import RecurrentQNetwork
 
 
@@ -138,9 +137,8 @@ class R2D2Learner(OnlineTargetState):
         L = b["action"].shape[1]
         if not 0 <= self.burn_in < L:
             raise ValueError(f"burn_in {self.burn_in} leaves no trained step in sequences of {L} steps")
-        if self.noisy:   # new noise for both networks before every update
-            reset_noise(self.net)
-            reset_noise(self.target)
+        if self.noisy:
+            self.draw_noise()
         prev_action, prev_reward = sequence_inputs(b)
         obs, state = b["obs"], (b["state"][:, 0], b["state"][:, 1])
         k = self.burn_in

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 
-def scaled_noise(n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """f(x) = sign(x) sqrt(|x|) of n standard normals."""
-    x = torch.randn(n, generator=generator, device=device)
+def scaled_noise(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """f(x) = sign(x) sqrt(|x|) of n standard normals (on the CPU: a layer moves them to its device)."""
+    x = torch.randn(n, generator=generator)
     return x.sign() * x.abs().sqrt()
 
 
