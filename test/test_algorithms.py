@@ -83,10 +83,14 @@ R2D2_MEMORY = ["--buffer=pmdb", "--num_agents=2", "--max_steps=20000", "--replay
 def test_r2d2_remembers_the_cue_where_ddqn_stays_at_chance(ray_session, tmp_path, capsys):
     """CueMemory: the cue that decides the rewarded last action (+1 right, -1 wrong) is shown only at the
     first of 8 steps. R2D2 (LSTM 64, whole-episode sequences, no burn-in) must reach a mean of 0.9 over
-    20 evaluation games; DDQN, which sees only the current observation, must stay near 0 (chance)."""
+    20 evaluation games within 40k env steps; DDQN, which sees only the current observation, must stay near 0
+    (chance) over 20k. R2D2 learns the cue suddenly (evaluations near 0, then 1.0): 6 of 6 runs did so
+    between 8k and 16k steps, and the stop at 0.95 ends those runs there; one CI run in about a dozen had not
+    by 20k, which the earlier 20k budget turned into a failure."""
     cfg, given = parse_args(train_args(
         tmp_path, MEMORY_ENV, "--alg=R2D2", *R2D2_MEMORY, "--replay_start=800", "--seq_len=8", "--overlap=4",
-        "--burn_in=0", "--lstm=64", "--speed=4", "--eval_episodes=20", "--stop_return=0.95", "--suffix=r2d2"))
+        "--burn_in=0", "--lstm=64", "--speed=4", "--eval_episodes=20", "--stop_return=0.95", "--suffix=r2d2",
+        "--max_steps=40000"))
     r2d2 = train(cfg, given)
     assert r2d2["best_eval_return"] >= 0.9, r2d2
     cfg, given = parse_args(train_args(
