@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class NatureTorso(nn.Module):
@@ -27,8 +28,11 @@ class NatureTorso(nn.Module):
         self.out_features = out_features
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.float() / 255.0           # [B, 4, 84, 84]
-        return self.fc(self.convs(x))     # [B, 512]
+        # conv1(obs / 255) computed as conv1 with its weights / 255 on obs: the same up to float rounding,
+        # without a pass over the [B, 4, 84, 84] input (a sixth of an agent's batch-16 forward on a CPU)
+        conv1 = self.convs[0]
+        x = F.conv2d(obs.float(), conv1.weight * (1.0 / 255.0), conv1.bias, conv1.stride)
+        return self.fc(self.convs[1:](x))     # [B, 512]
 
 
 class MinAtarTorso(nn.Module):
