@@ -29,7 +29,8 @@ class RunConfig:
                   positional=True)
     suffix: str = _f("run", "names the run: logs/<env>/<suffix>, model/<alg>_<net>/<env>/<suffix>")
     num_agents: int = _f(2, "agent actors stepping environments")
-    envs_per_agent: int = _f(1, "environments per agent, stepped in lockstep with one batched forward pass")
+    envs_per_agent: int = _f(1, "environments per agent, stepped together with one batched forward pass (Atari: on "
+                                   "ale-py's C++ vector env); each env is one of the Ape-X epsilons' actors")
     num_loaders: int = _f(1, "loader actors sampling, decompressing and batching for the learner")
     max_steps: int = _f(10_000_000, "stop after this many env steps (agent steps, all agents together)")
     max_time: float = _f(0.0, "stop after this many seconds of training (0: no limit)")

@@ -32,6 +32,14 @@ def agent_epsilon(i: int, n: int, env_steps: int, eps_steps: int, eps_final: flo
     return apex_epsilon(i, n)
 
 
+def env_epsilons(agent: int, num_agents: int, envs: int, env_steps: int, eps_steps: int,
+                 eps_final: float) -> np.ndarray:
+    """[envs]: each env of each agent is one of the Ape-X formula's num_agents * envs actors; env j of agent i is
+    actor j * num_agents + i, so every agent's envs spread over the whole range (agent 0's env 0 explores most)."""
+    n = num_agents * envs
+    return np.array([agent_epsilon(j * num_agents + agent, n, env_steps, eps_steps, eps_final) for j in range(envs)])
+
+
 def epsilon_greedy(q: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
     """q [E, A] -> actions [E]: argmax, or uniformly random with probability epsilon."""
     greedy = q.argmax(axis=1)

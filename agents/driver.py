@@ -85,8 +85,7 @@ def replay_bytes_per_transition(cfg: Config, info: EnvInfo, steps: int = 600) ->
     runner.run(steps)
     memory = make_memory(cfg, info, capacity=steps)
     memory.add(pushes)
-    for env in runner.envs:
-        env.close()
+    runner.envs.close()
     held = memory.nbytes
     if info.image:   # each compressed frame is a bytes object: its header and the pointer to it
         held += (sys.getsizeof(b"") + 8) * memory.frames.live

@@ -14,11 +14,16 @@ import torch
 
 from agents.config import Config
 from agents.distributional import categorical_priority, expected_value, make_support
-from agents.dqn import agent_epsilon, epsilon_greedy
+from agents.dqn import env_epsilons, epsilon_greedy
 from buffers import StreamWriter
 from envs import EnvInfo
 from networks import QNetwork
 from networks.noisy import reset_noise, set_noise
+
+
+def _batch(obs) -> np.ndarray:
+    """The envs' observations as one array [E, ...] (an env batch may already give one)."""
+    return obs if isinstance(obs, np.ndarray) else np.stack(obs)
 
 
 class Policy:
@@ -30,6 +35,7 @@ class Policy:
         self.prioritized = explore and cfg.replay.buffer == "pmdb"
         torch.manual_seed(seed)
         self.noise_gen = torch.Generator().manual_seed(seed)
+        self._eps: np.ndarray | None = None   # epsilon-greedy policies' fixed Ape-X epsilons, once computed
 
     def _frozen(self, net: torch.nn.Module) -> torch.nn.Module:
         """The acting network: no gradients; its noisy layers (if any) on for agents, off (the mean weights)
@@ -88,25 +94,33 @@ class QPolicy(Policy):
         return StreamWriter(stream, a.nstep, a.gamma, image=self.info.image, priorities=self.prioritized,
                             priority_fn=fn)
 
-    def epsilon(self, steps: int) -> float:
+    def epsilons(self, steps: int) -> np.ndarray:
+        """[num_envs]: the epsilon each env acts with (agents/dqn.py's env_epsilons)."""
         a = self.cfg.alg
         if not self.explore:
-            return self.cfg.run.eval_epsilon
+            return np.full(self.num_envs, self.cfg.run.eval_epsilon)
         if a.noisy and not a.noisy_eps:
-            return 0.0
-        return agent_epsilon(self.index, self.cfg.run.num_agents, steps, a.eps_steps, a.eps_final)
+            return np.zeros(self.num_envs)
+        if self._eps is None or self.cfg.run.num_agents * self.num_envs == 1:   # a lone env anneals
+            self._eps = env_epsilons(self.index, self.cfg.run.num_agents, self.num_envs, steps, a.eps_steps,
+                                     a.eps_final)
+        return self._eps
+
+    def epsilon(self, steps: int) -> float:
+        """The largest of this agent's epsilons (its env 0's)."""
+        return float(self.epsilons(steps).max())
 
     def _forward(self, obs: list) -> tuple[np.ndarray, np.ndarray | None]:
         """(Q [E, A], logits [E, A, K] or None)."""
         self._draw_noise(self.net)
-        out = self.net(torch.as_tensor(np.stack(obs)))
+        out = self.net(torch.as_tensor(_batch(obs)))
         if self.support is None:
             return out.numpy(), None
         return expected_value(out, self.support).numpy(), out.numpy()
 
     def act(self, obs, writers, steps):
         q, logits = self._forward(obs)
-        actions = epsilon_greedy(q, self.epsilon(steps), self.rng).tolist()
+        actions = epsilon_greedy(q, self.epsilons(steps), self.rng).tolist()
         if self.prioritized:
             for j, (w, a) in enumerate(zip(writers, actions)):
                 if logits is None:
@@ -121,7 +135,9 @@ class QPolicy(Policy):
             writer.value(float(q[0].max()) if logits is None else logits[0, q[0].argmax()])
 
     def stats(self, steps):
-        return {"epsilon": self.epsilon(steps)}
+        eps = self.epsilons(steps)
+        return {"epsilon": float(eps.max())} if len(eps) == 1 else {"epsilon": float(eps.max()),
+                                                                     "epsilon_min": float(eps.min())}
 
 
 class DPGPolicy(Policy):
@@ -146,7 +162,7 @@ class DPGPolicy(Policy):
     def act(self, obs, writers, steps):
         from agents.ddpg import explore, scale_action
 
-        u = self.net(torch.as_tensor(np.stack(obs))).numpy()        # [E, A] in [-1, 1]
+        u = self.net(torch.as_tensor(_batch(obs))).numpy()        # [E, A] in [-1, 1]
         if self.explore:
             u = np.stack([explore(u[j], self.noises[j].sample()) for j in range(len(u))]).astype(np.float32)
         return list(u), [scale_action(x, self.low, self.high) for x in u]
@@ -175,7 +191,7 @@ class R2D2Policy(Policy):
         self.prev_action = np.full(num_envs, -1, dtype=np.int64)
         self.prev_reward = np.zeros(num_envs, dtype=np.float32)
 
-    epsilon = QPolicy.epsilon
+    epsilons, epsilon, stats = QPolicy.epsilons, QPolicy.epsilon, QPolicy.stats
 
     def writer(self, stream: int):
         from buffers.sequence import SequenceWriter
@@ -199,7 +215,7 @@ class R2D2Policy(Policy):
 
     def _step(self, obs: list, rows: list[int]):
         self._draw_noise(self.net)
-        o = torch.as_tensor(np.stack(obs))[:, None]
+        o = torch.as_tensor(_batch(obs))[:, None]
         pa = torch.as_tensor(self.prev_action[rows])[:, None]
         pr = torch.as_tensor(self.prev_reward[rows])[:, None]
         q, (h, c) = self.net(o, pa, pr, (self.h[rows], self.c[rows]))
@@ -212,7 +228,7 @@ class R2D2Policy(Policy):
             for j, w in enumerate(writers):
                 w.act(torch.stack([self.h[j], self.c[j]]).numpy(), q[j] if self.prioritized else None)
         self.h, self.c = h, c
-        actions = epsilon_greedy(q, self.epsilon(steps), self.rng).tolist()
+        actions = epsilon_greedy(q, self.epsilons(steps), self.rng).tolist()
         return actions, actions
 
     def observe(self, j, action, reward):
@@ -226,6 +242,3 @@ class R2D2Policy(Policy):
         self.h[j] = 0.0
         self.c[j] = 0.0
         self.prev_action[j], self.prev_reward[j] = -1, 0.0
-
-    def stats(self, steps):
-        return {"epsilon": self.epsilon(steps)}

@@ -22,7 +22,8 @@ from buffers.frames import FrameDecoder, StalePush
 from buffers.rate_limiter import RateLimiter
 from buffers.replay import linear_schedule
 from buffers.shards import concat_batches, reweight, split_counts
-from envs import EnvInfo, make_env
+from envs import EnvInfo
+from envs.batch import make_env_batch
 
 
 def make_policy(cfg: Config, info: EnvInfo, index: int, num_envs: int, explore: bool, seed: int) -> Policy:
@@ -112,10 +113,21 @@ class ReplayServer:
         return s
 
 
+class _Waiting:
+    """The writer of an env whose next episode has not started yet (an Atari game restarting in C++): the
+    policy's estimates at the ended episode's last observation belong to no transition."""
+
+    def act(self, *args) -> None:
+        pass
+
+
+WAITING = _Waiting()
+
+
 class EnvRunner:
-    """Agent i: steps its envs with one batched forward pass of its policy, writes n-step transitions
-    or sequences (frames lz4-compressed here) and hands pushes to `send`, which returns False while the
-    replay wants the agent to wait."""
+    """Agent i: steps its envs (envs/batch.py: Atari games in C++, anything else one by one) with one batched
+    forward pass of its policy, writes n-step transitions or sequences (frames lz4-compressed here) and hands
+    pushes to `send`, which returns False while the replay wants the agent to wait."""
 
     def __init__(self, index: int, cfg: Config, info: EnvInfo, send: Callable[[list[Push]], bool],
                  wait: Callable[[], None] = lambda: None, push_period: int = 50, generation: int = 0):
@@ -125,19 +137,17 @@ class EnvRunner:
         run = cfg.run
         e = run.envs_per_agent
         train = algorithm(cfg).life_loss_clip   # R2D2: whole games, raw rewards
-        self.envs = [make_env(run.env, train=train, seed=run.seed + index * e + j, sticky=run.sticky)
-                     for j in range(e)]
+        self.envs = make_env_batch(run.env, e, train=train, seed=run.seed + index * e, sticky=run.sticky)
         self.policy = make_policy(cfg, info, index, e, explore=True, seed=run.seed + index)
         self.writers = [self.policy.writer(index * e + j) for j in range(e)]
         for w in self.writers:   # from the replay: a restarted agent's pushes outrank its predecessor's
             w.generation = generation
         self.version = -1
         self.steps = 0
-        self.obs = []
-        for env, w in zip(self.envs, self.writers):
-            o, _ = env.reset()
+        self.obs = list(self.envs.reset())
+        for w, o in zip(self.writers, self.obs):
             w.reset(o)
-            self.obs.append(o)
+        self.waiting = np.zeros(e, bool)   # the env's episode ended and its next one has not started
         self.game_raw = np.zeros(e)
         self.game_clipped = np.zeros(e)
         self.finished: list[tuple[float, float]] = []   # (raw, clipped) returns of whole games
@@ -149,34 +159,55 @@ class EnvRunner:
             self.version = version
 
     def run(self, steps: int) -> dict:
-        """Step every env `steps // envs_per_agent` times; return stats of the chunk."""
-        e = len(self.envs)
-        policy = self.policy
-        for _ in range(max(1, steps // e)):
-            stored, actions = policy.act(self.obs, self.writers, self.steps)
-            for j, (env, w) in enumerate(zip(self.envs, self.writers)):
-                obs, r, term, trunc, info = env.step(actions[j])
-                w.step(stored[j], r, obs, term, trunc)
-                policy.observe(j, stored[j], r)
-                self.game_raw[j] += info.get("raw_reward", r)
-                self.game_clipped[j] += r
-                if term or trunc:
-                    if trunc and not term:
-                        policy.truncated(j, obs, w)
-                    if info.get("game_over", True):
-                        self.finished.append((float(self.game_raw[j]), float(self.game_clipped[j])))
-                        self.game_raw[j] = self.game_clipped[j] = 0.0
-                    obs, _ = env.reset()
-                    w.reset(obs)
-                    policy.reset(j)
-                self.obs[j] = obs
-            self.steps += e
+        """Step every env `steps // envs_per_agent` times; return stats of the chunk. `steps` counts the
+        transitions written: a step that only restarts an env's game is not one."""
+        with torch.inference_mode():   # measured: a few per cent faster than no_grad at batches of 8 to 32
+            self._run(max(1, steps // self.envs.num_envs))
+        finished, self.finished = self.finished, []
+        return {"steps": self.steps, "stats": self.policy.stats(self.steps), "returns": finished,
+                "version": self.version}
+
+    def _run(self, iterations: int) -> None:
+        e = self.envs.num_envs
+        policy, writers = self.policy, self.writers
+        for _ in range(iterations):
+            acting = [WAITING if self.waiting[j] else w for j, w in enumerate(writers)]
+            stored, actions = policy.act(self.obs, acting, self.steps)
+            obs, reward, term, trunc, info = self.envs.step(actions)
+            restart, idle, game_over, raw = info["restart"], info["idle"], info["game_over"], info["raw_reward"]
+            for j in range(e):
+                o = obs[j]
+                self.game_raw[j] += raw[j]
+                self.game_clipped[j] += reward[j]
+                if game_over[j]:
+                    self.finished.append((float(self.game_raw[j]), float(self.game_clipped[j])))
+                    self.game_raw[j] = self.game_clipped[j] = 0.0
+                if restart[j]:
+                    self._start(j, o)
+                elif not idle[j]:
+                    w = writers[j]
+                    w.step(stored[j], reward[j], o, term[j], trunc[j])
+                    policy.observe(j, stored[j], reward[j])
+                    self.steps += 1
+                    if term[j] or trunc[j]:
+                        if trunc[j] and not term[j]:
+                            policy.truncated(j, o, w)
+                        self.waiting[j] = True
+                        new = self.envs.reset_one(j)
+                        if new is not None:
+                            o = self._start(j, new)
+                self.obs[j] = o
             self._since_push += 1
             if self._since_push >= self.push_period:
                 self.flush()
         self.flush()
-        finished, self.finished = self.finished, []
-        return {"steps": self.steps, "stats": policy.stats(self.steps), "returns": finished, "version": self.version}
+
+    def _start(self, j: int, obs):
+        """Env j's next episode starts at `obs`."""
+        self.writers[j].reset(obs)
+        self.policy.reset(j)
+        self.waiting[j] = False
+        return obs
 
     def flush(self) -> None:
         self._since_push = 0
@@ -342,34 +373,36 @@ class LearnerLoop:
 
 class EvalRunner:
     """Plays whole games (no-op starts, raw scores, no episodic life) with the policy's evaluation
-    behaviour (a small epsilon, or no noise)."""
+    behaviour (a small epsilon, or no noise), through the same env batch as the agents (one env)."""
 
     def __init__(self, cfg: Config, info: EnvInfo, seed_offset: int = 10_000, render: bool = False):
         torch.set_num_threads(1)
         self.cfg, self.info = cfg, info
-        self.env = make_env(cfg.run.env, train=False, seed=cfg.run.seed + seed_offset, sticky=cfg.run.sticky,
-                            render_mode="rgb_array" if render else None)
+        self.env = make_env_batch(cfg.run.env, 1, train=False, seed=cfg.run.seed + seed_offset,
+                                  sticky=cfg.run.sticky, render_mode="rgb_array" if render else None)
         self.policy = make_policy(cfg, info, 0, 1, explore=False, seed=cfg.run.seed + seed_offset)
 
     def play(self, weights: dict, episodes: int, on_frame: Callable | None = None) -> list[float]:
         """Raw returns of `episodes` whole games; `on_frame(episode, rgb)` sees every rendered frame."""
+        self.policy.load(weights)
+        with torch.inference_mode():
+            return [self._play_one(ep, on_frame) for ep in range(episodes)]
+
+    def _play_one(self, ep: int, on_frame: Callable | None) -> float:
+        """The raw return of one whole game."""
         policy = self.policy
-        policy.load(weights)
-        returns = []
-        for ep in range(episodes):
-            obs, _ = self.env.reset()
-            policy.reset(0)
-            total, done = 0.0, False
-            while not done:
-                if on_frame is not None:
-                    on_frame(ep, self.env.render())
-                stored, actions = policy.act([obs], None, 0)
-                obs, r, term, trunc, info = self.env.step(actions[0])
-                policy.observe(0, stored[0], r)
-                total += info.get("raw_reward", r)
-                done = term or trunc
-            returns.append(total)
-        return returns
+        obs = self.env.reset()
+        policy.reset(0)
+        total, done = 0.0, False
+        while not done:
+            if on_frame is not None:
+                on_frame(ep, self.env.render())
+            stored, actions = policy.act(obs, None, 0)
+            obs, r, term, trunc, info = self.env.step(actions)
+            policy.observe(0, stored[0], r[0])
+            total += info["raw_reward"][0]
+            done = term[0] or trunc[0]
+        return float(total)
 
 
 class PrefetchQueue:

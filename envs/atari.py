@@ -20,7 +20,7 @@ ACTION_REPEAT = 4
 
 
 class NoopReset(gym.Wrapper):
-    """On reset, take a random number (1..noop_max) of no-op actions."""
+    """On reset, take a random number (0..noop_max - 1) of no-op frames, as ALE's C++ vector env does."""
 
     def __init__(self, env: gym.Env, noop_max: int = NOOP_MAX):
         super().__init__(env)
@@ -29,7 +29,7 @@ class NoopReset(gym.Wrapper):
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
-        for _ in range(int(self.np_random.integers(1, self.noop_max + 1))):
+        for _ in range(int(self.np_random.integers(0, self.noop_max))):
             obs, _, terminated, truncated, info = self.env.step(0)
             if terminated or truncated:
                 obs, info = self.env.reset()
@@ -139,7 +139,7 @@ class FrameStack(gym.Wrapper):
 
 
 def make_atari(game: str, *, train: bool, sticky: bool = False, render_mode: str | None = None,
-               max_episode_frames: int = 108_000) -> gym.Env:
+               max_episode_frames: int = 108_000, noop_max: int = NOOP_MAX) -> gym.Env:
     """The DeepMind Atari pipeline for a short game name such as `Pong`.
 
     Observations are uint8 [4, 84, 84]. With `train`, a lost life terminates the learner's episode and
@@ -155,7 +155,8 @@ def make_atari(game: str, *, train: bool, sticky: bool = False, render_mode: str
         max_num_frames_per_episode=max_episode_frames,
         render_mode=render_mode,
     )
-    env = NoopReset(env)
+    if noop_max > 0:
+        env = NoopReset(env, noop_max)
     env = MaxAndSkip(env)
     env = RawReward(env)
     if train:

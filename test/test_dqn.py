@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.dqn import (DQNLearner, agent_epsilon, apex_epsilon, epsilon_greedy, q_targets,
+from agents.dqn import (DQNLearner, agent_epsilon, apex_epsilon, env_epsilons, epsilon_greedy, q_targets,
                         weighted_huber_loss)
 from buffers.records import Batch
 from networks import QNetwork
@@ -18,6 +18,23 @@ def test_apex_epsilons_by_hand():
     assert agent_epsilon(0, 1, 500, 1000, 0.01) == pytest.approx(0.505)
     assert agent_epsilon(0, 1, 10 ** 6, 1000, 0.01) == pytest.approx(0.01)
     assert agent_epsilon(1, 2, 0, 1000, 0.01) == pytest.approx(0.4 ** 8)
+
+
+def test_each_env_of_each_agent_is_one_apex_actor_interleaved_across_agents():
+    # agent 0 of 2 with 3 envs: actors 0, 2 and 4 of 6 -> 0.4^(1 + 7 * k / 5)
+    assert env_epsilons(0, 2, 3, 0, 1000, 0.01) == pytest.approx([0.4, 0.4 ** 3.8, 0.4 ** 6.6])
+    assert env_epsilons(1, 2, 3, 0, 1000, 0.01) == pytest.approx([0.4 ** 2.4, 0.4 ** 5.2, 0.4 ** 8])
+    assert env_epsilons(1, 2, 1, 0, 1000, 0.01) == pytest.approx([0.4 ** 8])          # one env each: as before
+    assert env_epsilons(0, 1, 1, 500, 1000, 0.01) == pytest.approx([0.505])           # a lone env anneals
+    assert env_epsilons(0, 1, 2, 500, 1000, 0.01) == pytest.approx([0.4, 0.4 ** 8])   # one agent, two actors
+
+
+def test_epsilon_greedy_takes_one_epsilon_per_env():
+    rng = np.random.default_rng(0)
+    q = np.array([[0.0, 1.0, 0.5]] * 20_000)
+    eps = np.where(np.arange(20_000) % 2 == 0, 0.0, 0.6)
+    random = epsilon_greedy(q, eps, rng) != 1
+    assert not random[0::2].any() and np.mean(random[1::2]) == pytest.approx(0.6 * 2 / 3, abs=0.02)
 
 
 def test_epsilon_greedy():
