@@ -128,13 +128,13 @@ class EnvList:
 
 
 def make_env_batch(name: str, num_envs: int, *, train: bool, seed: int, sticky: bool = False,
-                   render_mode: str | None = None, vector: bool = True):
+                   render_mode: str | None = None):
     """One agent's `num_envs` envs: Atari games on the C++ vector env (unless rendering, which only the
     gymnasium pipeline can: its frames are the same, see test/test_atari_batch.py), anything else as a list."""
     from envs.registry import make_env, resolve_env
 
     kind, game = resolve_env(name)
-    if kind == "atari" and vector and render_mode is None:
+    if kind == "atari" and render_mode is None:
         return AtariBatch(game, num_envs, train=train, seed=seed, sticky=sticky)
     return EnvList([make_env(name, train=train, seed=seed + j, sticky=sticky, render_mode=render_mode)
                     for j in range(num_envs)])
