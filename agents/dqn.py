@@ -40,8 +40,8 @@ def env_epsilons(agent: int, num_agents: int, envs: int, env_steps: int, eps_ste
     return np.array([agent_epsilon(j * num_agents + agent, n, env_steps, eps_steps, eps_final) for j in range(envs)])
 
 
-def epsilon_greedy(q: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-    """q [E, A] -> actions [E]: argmax, or uniformly random with probability epsilon."""
+def epsilon_greedy(q: np.ndarray, epsilon: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """q [E, A] -> actions [E]: argmax, or uniformly random with probability epsilon (one for all, or [E])."""
     greedy = q.argmax(axis=1)
     explore = rng.random(len(q)) < epsilon
     return np.where(explore, rng.integers(0, q.shape[1], len(q)), greedy)
