@@ -163,10 +163,9 @@ def test_r2d2_sequences_of_minatar_frames_come_back_as_played():
 
 @pytest.mark.slow
 def test_a_short_minatar_run_trains_and_its_checkpoint_plays(ray_session, tmp_path, capsys):
-    alg = "DDQN"
     flags = ["--buffer=pmdb", "--max_steps=3000", "--replay_start=500", "--eval_period=1500",
              "--eval_episodes=2", "--status_period=1", "--batch_size=16", "--save_period=50"]
-    cfg, given = parse_args(["MinAtar/Breakout-v1", f"--alg={alg}", "--suffix=mini", f"--logdir={tmp_path}/logs",
+    cfg, given = parse_args(["MinAtar/Breakout-v1", "--alg=DDQN", "--suffix=mini", f"--logdir={tmp_path}/logs",
                              f"--modeldir={tmp_path}/model", *flags])
     assert cfg.preset["family"] == "minatar"
     summary = train(cfg, given)
