@@ -110,7 +110,8 @@ def test_r2d2_on_pong_through_lz4_sequences(ray_session, tmp_path):
     cfg, given = parse_args(train_args(
         tmp_path, "Pong", "--alg=R2D2", "--buffer=pmdb", "--num_agents=2", "--max_steps=2000",
         "--replay_start=200", "--replay_size=4000", "--seq_len=20", "--overlap=10", "--burn_in=10", "--lstm=32",
-        "--batch_size=4", "--speed=1", "--eval_period=0", "--suffix=r2d2pong", "--save_period=20"))
+        "--batch_size=4", "--speed=1", "--eval_period=0", "--suffix=r2d2pong", "--save_period=20",
+        "--envs_per_agent=1"))   # the presets' 32 games per agent write 2,304 steps in one chunk, past the stop
     summary = train(cfg, given)
     assert summary["env_steps"] >= 2000 and summary["learner_steps"] > 0 and summary["replay_size"] > 0
     acc = EventAccumulator(f"{tmp_path}/logs/Pong/r2d2pong").Reload()
