@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from main import main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--num_agents=2", "--num_loaders=1", "--batch_size=32", "--replay_start=500", "--save_period=50",
          "--eval_episodes=2", "--status_period=1", "--sync_period=100", "--target_period=100"]
+RAY_WORKER_LINE = re.compile(r"^(\x1b\[\d+m)?\(\w+ pid=\d+")   # Ray's prefix on its workers' streamed output
 
 
 def run_main(argv, capsys):
@@ -248,7 +250,10 @@ def test_a_replay_error_stops_the_run_with_why_and_how_to_resume(ray_session, tm
                                "--save_replay", f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model",
                                *SMALL], capsys)
     assert code == 1
-    last = err.strip().splitlines()[-1]
+    # the shared test Ray session keeps streaming its workers' stderr, prefixed "(Loader pid=N)", into this
+    # process's stderr, so such a line may land after main.py's (a run of main.py alone shuts Ray down first)
+    ours = [line for line in err.strip().splitlines() if not RAY_WORKER_LINE.match(line)]
+    last = ours[-1]
     assert last.startswith("main.py: the Replay failed (ValueError: stream ") and "expected" in last
     assert "the run stopped; resume with: python main.py CartPole-v1 --resume " in last
     ckpt = last.rsplit(" ", 1)[-1]

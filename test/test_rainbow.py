@@ -139,7 +139,7 @@ def test_a_short_rainbow_pong_run_trains_and_its_checkpoint_plays(ray_session, t
     """(CartPole end to end: test_learning.py's Rainbow learning test.)"""
     env = "Pong"
     flags = ["--max_steps=2000", "--replay_start=500", "--eval_period=2000", "--eval_episodes=1", "--batch_size=32",
-             "--status_period=1", "--save_period=50", "--replay_size=5000"]
+             "--status_period=1", "--save_period=50", "--replay_size=5000", "--envs_per_agent=1"]
     cfg, given = parse_args([env, "--alg=Rainbow", "--suffix=rb", f"--logdir={tmp_path}/logs",
                              f"--modeldir={tmp_path}/model", *flags])
     assert cfg.alg.noisy and cfg.alg.dueling and cfg.replay.buffer == "pmdb" and cfg.alg.nstep == 3
