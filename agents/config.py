@@ -107,6 +107,8 @@ class AlgConfig:
     actor_lr: float = _f(1e-4, "DDPG/D4PG: actor learning rate (--lr is the critic's)")
     lr_decay: bool = _f(False, "learning rates fall linearly to 0 over the learner steps the run will take (those "
                                "--max_steps allows at --speed), so the final policy stops drifting")
+    lr_decay_start: float = _f(0.0, "with --lr_decay: the fraction of the planned learner steps at which the decay "
+                                    "begins (0: from the first step); the rates stay constant until then")
     tau: float = _f(0.0, "soft target updates: every learner step moves the target networks by tau toward the "
                          "online ones (0: a copy every --target_period steps)")
     noise: str = _f("gaussian", "DDPG/D4PG: exploration noise, gaussian or ou (Ornstein-Uhlenbeck)", choices=NOISES)
@@ -290,6 +292,7 @@ def validate(cfg: Config) -> None:
     for name, value in (("lr", a.lr), ("speed", rp.speed), ("clip_norm", a.clip_norm)):
         need(math.isfinite(value) and value > 0, f"--{name} must be a positive number, got {value}")
     need(0 <= a.gamma <= 1, f"--gamma must be within [0, 1], got {a.gamma}")
+    need(0 <= a.lr_decay_start < 1, f"--lr_decay_start must be within [0, 1), got {a.lr_decay_start}")
     need(r.max_time >= 0 and r.eval_period >= 0 and r.num_cpus >= 0 and rp.replay_start >= 0,
          "--max_time, --eval_period, --num_cpus and --replay_start cannot be negative")
     need(r.num_gpus <= 1 or r.learner_replicas in (1, r.num_gpus),

@@ -35,6 +35,14 @@ def follow_target(target: torch.nn.Module, online: torch.nn.Module, steps: int, 
         target.load_state_dict(online.state_dict())
 
 
+def lr_scale(step: int, decay_from: int, decay_to: int) -> float:
+    """The learning-rate factor before learner step `step`: 1 until `decay_from`, then linear to 0 at
+    `decay_to`, and 0 after."""
+    if step <= decay_from:
+        return 1.0
+    return max(0.0, 1.0 - (step - decay_from) / max(1, decay_to - decay_from))
+
+
 def scale_learning_rates(optimizers: Iterable[torch.optim.Optimizer], scale: float) -> None:
     """Every parameter group's learning rate becomes its initial one times `scale` (the initial rate is
     remembered in the group on the first call, as torch's schedulers do)."""

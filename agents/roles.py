@@ -15,12 +15,11 @@ import torch
 
 from agents.algorithms import algorithm, make_learner, make_memory, replay_items
 from agents.config import Config, planned_learner_steps
-from agents.optim import scale_learning_rates, settle
+from agents.optim import lr_scale, scale_learning_rates, settle
 from agents.policies import Policy
 from buffers import PriorityUpdate, Push, SampledBatch, decode_batch
 from buffers.frames import FrameDecoder, StalePush
 from buffers.rate_limiter import RateLimiter
-from buffers.replay import linear_schedule
 from buffers.shards import concat_batches, reweight, split_counts
 from envs import EnvInfo
 from envs.batch import make_env_batch
@@ -338,6 +337,7 @@ class LearnerLoop:
         self.stager = Stager(self.device)
         self.last_publish = -cfg.alg.publish_period
         self.lr_decay_steps = planned_learner_steps(cfg) if cfg.alg.lr_decay else 0
+        self.lr_decay_from = round(cfg.alg.lr_decay_start * self.lr_decay_steps)
 
     @property
     def steps(self) -> int:
@@ -354,7 +354,8 @@ class LearnerLoop:
         if event is not None:
             torch.cuda.current_stream().wait_event(event)
         if self.lr_decay_steps:
-            scale_learning_rates(self.learner.optimizers(), linear_schedule(self.steps, 1.0, 0.0, self.lr_decay_steps))
+            scale = lr_scale(self.steps, self.lr_decay_from, self.lr_decay_steps)
+            scale_learning_rates(self.learner.optimizers(), scale)
         launched = self.learner.launch(dev)
         if meanwhile is not None:
             meanwhile()

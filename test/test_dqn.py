@@ -151,6 +151,31 @@ def test_planned_learner_steps_by_hand():
     assert planned_learner_steps(cfg) == round((100_000 - 2_000) / 10 * 2 / 16)            # sequences: 1,225
 
 
+def test_lr_scale_holds_until_the_decay_starts_then_falls_linearly_to_zero():
+    from agents.optim import lr_scale
+
+    assert [lr_scale(k, 0, 100) for k in (0, 25, 50, 100, 150)] == [1.0, 0.75, 0.5, 0.0, 0.0]
+    assert [lr_scale(k, 60, 100) for k in (0, 59, 60, 70, 90, 100, 120)] == [1.0, 1.0, 1.0, 0.75, 0.25, 0.0, 0.0]
+
+
+def test_lr_decay_start_holds_the_rate_for_that_fraction_of_the_planned_steps():
+    from agents.config import parse_args
+    from agents.roles import LearnerLoop
+    from envs import env_info
+
+    cfg, _ = parse_args(["CartPole-v1", "--alg=DDQN", "--lr_decay", "--lr_decay_start=0.5", "--max_steps=1010",
+                         "--replay_start=10", "--speed=4", "--batch_size=8", "--lr=0.1"])
+    loop = LearnerLoop(cfg, env_info("CartPole-v1"))
+    assert (loop.lr_decay_from, loop.lr_decay_steps) == (250, 500)
+    batch = _batch((4,))
+    for _ in range(100):
+        loop.train_on(batch)
+    assert [g["lr"] for opt in loop.learner.optimizers() for g in opt.param_groups] == [0.1]
+    loop.learner.steps = 375   # halfway through the decay: the next update runs at half the rate
+    loop.train_on(batch)
+    assert [g["lr"] for opt in loop.learner.optimizers() for g in opt.param_groups] == pytest.approx([0.05])
+
+
 def test_lr_decay_falls_linearly_to_zero_over_the_planned_steps_for_every_optimizer():
     """--lr_decay: before update k of K planned, each optimizer's lr is its initial lr x (1 - k / K); the
     initial lr survives a checkpoint round trip (it is kept in the optimizer's state)."""

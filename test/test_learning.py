@@ -22,12 +22,13 @@ def test_the_default_command_learns_cartpole(ray_session, tmp_path):
     differ): the best evaluation (10 whole episodes, epsilon 0.001) reaches 475 within the preset's 50k env
     steps, and the final checkpoint's --test (30 games) averages at least 350. One seed, no retry.
 
-    The thresholds are what every measured run of the preset met (8 of 8: best 500; finals 387 to 500).
-    The issue's floor for the final test (>= 450 on 4 of 5 seeds) is a statement about seeds, measured
-    by bench/learning.py (exp/README.md)."""
+    With soft targets alone one CI run of this test reached 500 and then fell to a final test of 147; the
+    preset now also decays the learning rate over the second half of the run: 5 of 5 seeds of
+    bench/learning.py and 2 of 2 runs of this test ended at 500. The issue's floor for the final test
+    (>= 450 on 4 of 5 seeds) is a statement about seeds, measured by bench/learning.py (exp/README.md)."""
     folders = [f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model"]
     cfg, given = parse_args(["CartPole-v1", *folders])
-    assert cfg.run.max_steps == 50_000 and cfg.preset["family"] == "classic"
+    assert cfg.run.max_steps == 50_000 and cfg.preset["family"] == "classic" and cfg.alg.lr_decay
     summary = train(cfg, given)
     assert summary["env_steps"] <= 50_000 + cfg.run.num_agents * cfg.alg.sync_period
     assert summary["best_eval_return"] >= 475, summary["evaluations"]

@@ -79,6 +79,7 @@ def test_test_mode_prints_scores_and_json(cartpole_run, capsys):
     (["CartPole-v1", "--num_agents=0"], "--num_agents"),
     (["CartPole-v1", "--buffer=foo"], "mmdb"),
     (["CartPole-v1", "--lr=-1"], "--lr"),
+    (["CartPole-v1", "--lr_decay", "--lr_decay_start=1"], "--lr_decay_start must be within [0, 1)"),
     (["Pongg"], "Pong"),
     (["CartPole-v1", "--test"], "--resume"),
     (["CartPole-v1", "--test", "--resume=/nonexistent/iter_1.pt"], "does not exist"),
