@@ -99,6 +99,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", choices=sorted(SUITES))
     p.add_argument("--seeds", type=int, default=3, help="seeds 1..N of every env x algorithm")
+    p.add_argument("--first_seed", type=int, default=1, help="start there instead: seeds F..F+N-1 (to add seeds "
+                   "to a cell; its row then covers these seeds only)")
     p.add_argument("--only", default="", help="comma-separated ENV:ALG cells of the suite (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
                    help="extra main.py flag for every run (a tuning experiment, not the preset)")
@@ -125,7 +127,7 @@ def main(argv=None) -> int:
     try:
         for env, alg in cells:
             runs = []
-            for seed in range(1, args.seeds + 1):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 run = run_one(env, alg, seed, args, extra)
                 print(json.dumps({k: v for k, v in run.items() if k != "preset"}), flush=True)
                 runs.append(run)
@@ -137,7 +139,8 @@ def main(argv=None) -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
-    print(json.dumps({"suite": args.suite, "seeds": args.seeds, "extra_flags": extra, "rows": rows,
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    print(json.dumps({"suite": args.suite, "seeds": seeds, "extra_flags": extra, "rows": rows,
                       "wall_s": round(time.monotonic() - started, 1)}))
     return 0
 
