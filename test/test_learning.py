@@ -24,7 +24,7 @@ def test_the_default_command_learns_cartpole(ray_session, tmp_path):
 
     With soft targets alone one CI run of this test reached 500 and then fell to a final test of 147; the
     preset now also decays the learning rate over the second half of the run: 5 of 5 seeds of
-    bench/learning.py ended at 500, and 2 of 2 runs of this test passed (last evaluations 500). The
+    bench/learning.py ended at 500, and 4 of 4 runs of this test passed (last evaluations 500). The
     issue's floor for the final test (>= 450 on 4 of 5 seeds) is a statement about seeds, measured by
     bench/learning.py (exp/README.md)."""
     folders = [f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model"]
