@@ -24,9 +24,12 @@ def test_the_default_command_learns_cartpole(ray_session, tmp_path):
 
     With soft targets alone one CI run of this test reached 500 and then fell to a final test of 147; the
     preset now also decays the learning rate over the second half of the run: 5 of 5 seeds of
-    bench/learning.py ended at 500, and 4 of 4 runs of this test passed (last evaluations 500). The
-    issue's floor for the final test (>= 450 on 4 of 5 seeds) is a statement about seeds, measured by
-    bench/learning.py (exp/README.md)."""
+    bench/learning.py ended at 500, and 4 of 5 runs of this test passed (last evaluations 500). The fifth,
+    a clean-clone CI run, failed the other bar: its evaluations stayed near 130 until 35k steps (the cart
+    drifting off the track, as in exp/README.md) and reached 270. That slow start happens before any decay;
+    it is the failure mode left: 1 of the 16 runs on record with this first half (5 + 5 benchmark seeds, 6
+    runs of this test) fell short of 475. The issue's floor for the final test (>= 450 on 4 of 5 seeds) is
+    a statement about seeds, measured by bench/learning.py (exp/README.md)."""
     folders = [f"--logdir={tmp_path}/logs", f"--modeldir={tmp_path}/model"]
     cfg, given = parse_args(["CartPole-v1", *folders])
     assert cfg.run.max_steps == 50_000 and cfg.preset["family"] == "classic" and cfg.alg.lr_decay
