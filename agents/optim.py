@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from buffers.replay import linear_schedule
 from networks.noisy import reset_noise
 
 GradSync = Callable[[list[torch.nn.Parameter]], None]
@@ -38,9 +39,7 @@ def follow_target(target: torch.nn.Module, online: torch.nn.Module, steps: int, 
 def lr_scale(step: int, decay_from: int, decay_to: int) -> float:
     """The learning-rate factor before learner step `step`: 1 until `decay_from`, then linear to 0 at
     `decay_to`, and 0 after."""
-    if step <= decay_from:
-        return 1.0
-    return max(0.0, 1.0 - (step - decay_from) / max(1, decay_to - decay_from))
+    return linear_schedule(step - decay_from, 1.0, 0.0, decay_to - decay_from) if step > decay_from else 1.0
 
 
 def scale_learning_rates(optimizers: Iterable[torch.optim.Optimizer], scale: float) -> None:

@@ -123,11 +123,12 @@ def main(argv=None) -> int:
     os.environ.pop("RAY_ADDRESS", None)
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              configure_logging=False)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     rows, started = [], time.monotonic()
     try:
         for env, alg in cells:
             runs = []
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for seed in seeds:
                 run = run_one(env, alg, seed, args, extra)
                 print(json.dumps({k: v for k, v in run.items() if k != "preset"}), flush=True)
                 runs.append(run)
@@ -139,7 +140,6 @@ def main(argv=None) -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(json.dumps({"suite": args.suite, "seeds": seeds, "extra_flags": extra, "rows": rows,
                       "wall_s": round(time.monotonic() - started, 1)}))
     return 0
