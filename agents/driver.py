@@ -169,11 +169,17 @@ class _CallFailed(Exception):
         self.role, self.error = role, error
 
 
+def _innermost(error: Exception) -> Exception:
+    """The exception a Ray error wraps: a RayTaskError raised inside another actor's call wraps another."""
+    cause = getattr(error, "cause", None) or error
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause
+    return cause
+
+
 def _first_line(error: Exception) -> str:
     """`Type: message` of the exception a Ray error wraps (its innermost cause), on one line."""
-    cause = getattr(error, "cause", None) or error
-    while getattr(cause, "cause", None) is not None:     # a RayTaskError raised inside another actor's call
-        cause = cause.cause
+    cause = _innermost(error)
     if isinstance(cause, ray.exceptions.RayTaskError) or not str(cause):
         return type(cause).__name__
     return f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}"
@@ -265,7 +271,8 @@ def train(cfg: Config, given: set) -> dict:
     stop = _Stop()
     # after ray.init, which installs handlers of its own: ours turn a signal into a clean, saved stop
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    actors = []
+    callers, called = [], []   # the roles that call others stop first, so no call of theirs fails on a killed role
+    pending, others = {}, []   # the driver's calls in flight
     reporter = Reporter(logdir, cfg.run.status_period)
     try:
         shards = cfg.replay.replay_shards
@@ -306,9 +313,12 @@ def train(cfg: Config, given: set) -> dict:
         agents = [ray.remote(Agent).options(**{**restartable, **spread(i, nodes)}).remote(
             i, cfg, info, replays[i % shards], counters["agent_steps"][i]) for i in range(cfg.run.num_agents)]
         evaluator = ray.remote(Evaluator).options(**restartable).remote(cfg, info)
-        actors = [*replays, *loaders, *learners, *agents, evaluator]
+        # agents and the evaluator call the replays; learners call their loaders; loaders call the replays
+        callers, called = [*agents, evaluator, *learners], [*loaders, *replays]
+        reporter.start(counters["env_steps"], int(ckpt["learner"]["steps"]) if ckpt is not None else 0)
         try:
-            result = _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter, modeldir, stop)
+            result = _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter, modeldir, stop,
+                           pending, others)
         except (ray.exceptions.RayError, _CallFailed) as e:
             failed = _failed_role(replays, learners)
             if failed is None and not isinstance(e, _CallFailed):
@@ -332,7 +342,10 @@ def train(cfg: Config, given: set) -> dict:
         return summary
     finally:
         reporter.close()
-        for a in actors:
+        for a in callers:
+            ray.kill(a)
+        _take_ended([*pending, *others])
+        for a in called:
             ray.kill(a)
         if started:
             ray.shutdown()
@@ -340,12 +353,28 @@ def train(cfg: Config, given: set) -> dict:
             signal.signal(s, h)
 
 
-def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter, modeldir, stop) -> dict:
+def _take_ended(refs: list, timeout: float = 10.0) -> None:
+    """Take the results of the driver's calls still in flight when their actors were killed at the run's end:
+    Ray would log each such reference, once dropped, as an "Unhandled error" with the killed call's traceback.
+    A call that failed for another reason than the kill is said in one line, never hidden."""
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout) if refs else ([], [])
+    for ref in ready:
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayActorError:
+            pass
+        except ray.exceptions.RayTaskError as e:
+            if not isinstance(_innermost(e), ray.exceptions.RayActorError):
+                print(f"a call in flight at the end of the run failed: {_first_line(e)}", flush=True)
+
+
+def _loop(cfg, counters, agents, learners, replays, evaluator, weights, reporter, modeldir, stop,
+          pending: dict, others: list) -> dict:
+    """`pending` (the driver's calls in flight: ref -> (kind, index)) and `others` (replicas 1..'s training
+    round: they train in rounds with replica 0) are the caller's, which takes what is left of them."""
     run = cfg.run
     learner = learners[0]
-    others: list = []   # replicas 1.. train in rounds with replica 0: every round goes to all of them
     t0 = time.monotonic() - counters["wall_s"]
-    pending = {}
     for i, agent in enumerate(agents):
         pending[agent.run_chunk.remote(cfg.alg.sync_period, weights, counters["agent_steps"][i])] = ("agent", i)
     def train_round():

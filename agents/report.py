@@ -9,12 +9,13 @@ from torch.utils.tensorboard import SummaryWriter
 
 
 class Reporter:
-    def __init__(self, logdir: str, status_period: float, stream=None):
+    def __init__(self, logdir: str, status_period: float, stream=None, clock=time.monotonic):
+        self.clock = clock
         self.tb = SummaryWriter(logdir)
         self.status_period = status_period
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
-        self.last_time = time.monotonic()
+        self.last_time = self.clock()
         self.last_env_steps = None
         self.last_learner_steps = None
         self.recent_returns: list[float] = []
@@ -42,12 +43,16 @@ class Reporter:
         self.tb.add_scalar("eval/return", self.last_eval, env_steps)
         self.tb.add_scalar("eval/return_std", float(np.std(returns)), env_steps)
 
+    def start(self, env_steps: int, learner_steps: int) -> None:
+        """The counts the first status line's rates are measured from (a resumed run's, or 0), from now."""
+        self.last_time, self.last_env_steps, self.last_learner_steps = self.clock(), env_steps, learner_steps
+
     def due(self) -> bool:
-        return time.monotonic() - self.last_time >= self.status_period
+        return self.clock() - self.last_time >= self.status_period
 
     def status(self, env_steps: int, learner_steps: int, replay: dict, max_steps: int, wall_s: float) -> None:
         """Rates since the last status; scalars to TensorBoard; one line to the user."""
-        now = time.monotonic()
+        now = self.clock()
         dt = max(now - self.last_time, 1e-9)
         sps = 0.0 if self.last_env_steps is None else (env_steps - self.last_env_steps) / dt
         ups = 0.0 if self.last_learner_steps is None else (learner_steps - self.last_learner_steps) / dt

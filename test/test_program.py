@@ -31,11 +31,13 @@ def cartpole_run(ray_session, tmp_path_factory):
     argv = ["CartPole-v1", "--alg=DDQN", "--buffer=pmdb", "--max_steps=3000", "--eval_period=1500",
             "--suffix=e2e", f"--logdir={d}/logs", f"--modeldir={d}/model", *SMALL]
     cfg, given = parse_args(argv)
-    return d, argv, train(cfg, given)
+    with _Ray() as logged:
+        summary = train(cfg, given)
+    return d, argv, summary, [r for r in logged.records if "Unhandled error" in r]
 
 
 def test_short_cartpole_run_writes_checkpoint_events_and_summary(cartpole_run):
-    d, _, summary = cartpole_run
+    d, _, summary, _ = cartpole_run
     assert summary["env_steps"] >= 3000 and summary["learner_steps"] > 0
     ckpts = glob.glob(f"{d}/model/DDQN_q/CartPole-v1/e2e/iter_*.pt")
     assert len(ckpts) >= 2 and summary["checkpoint"] in ckpts
@@ -54,8 +56,92 @@ def test_short_cartpole_run_writes_checkpoint_events_and_summary(cartpole_run):
     assert os.path.exists(f"{d}/logs/CartPole-v1/e2e/config.json")
 
 
+def test_a_run_ends_without_unhandled_errors_of_its_killed_calls(cartpole_run):
+    """Ray logs an "Unhandled error" with a traceback for every dropped reference to a failed call: the run's
+    end must leave none (replays killed before the agents that wait on them did: 2-4 of 5 benchmark runs)."""
+    assert cartpole_run[3] == []
+
+
+class _Ray:
+    """Records what Ray's own logger says ("ray" does not propagate to the root logger)."""
+
+    def __init__(self):
+        import logging
+
+        self.records: list[str] = []
+        self.handler = logging.Handler()
+        self.handler.emit = lambda r: self.records.append(r.getMessage()[:300])
+
+    def __enter__(self):
+        import logging
+
+        logging.getLogger("ray").addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import gc
+        import logging
+        import time
+
+        gc.collect()
+        time.sleep(2)   # Ray logs an unhandled error when its owner notices the dropped reference
+        logging.getLogger("ray").removeHandler(self.handler)
+
+
+def test_calls_in_flight_to_killed_roles_are_taken_and_other_failures_said(ray_session, capsys):
+    """_take_ended, on a caller whose callee is killed mid-call (what agents waiting on a replay see) and
+    on a call that failed by itself: the first is taken silently, the second said in one line; Ray logs
+    neither as an unhandled error."""
+    import time
+
+    import ray
+
+    from agents.driver import _take_ended
+
+    @ray.remote
+    class Callee:
+        def wait(self):
+            time.sleep(60)
+
+    @ray.remote
+    class Caller:
+        def call(self, callee):
+            return ray.get(callee.wait.remote())
+
+        def fail(self):
+            raise ValueError("a real failure")
+
+    callee, caller = Callee.remote(), Caller.remote()
+    with _Ray() as logged:
+        refs = [caller.call.remote(callee), caller.fail.remote()]
+        time.sleep(1)
+        ray.kill(callee)
+        _take_ended(refs)
+        del refs
+    ray.kill(caller)
+    assert not [r for r in logged.records if "Unhandled error" in r]
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == ["a call in flight at the end of the run failed: ValueError: a real failure"]
+
+
+def test_the_first_status_line_counts_its_rates_from_the_start(tmp_path):
+    """A resumed run at 1,000 env steps and 50 learner steps, 200 and 10 more 2 s later: 100 steps/s and
+    5.0 updates/s (the first line said 0 and 0, as if the run had stalled)."""
+    import io
+
+    import agents.report as report
+
+    clock = iter([10.0, 10.0, 12.0])
+    stream = io.StringIO()
+    rep = report.Reporter(str(tmp_path), 1.0, stream, clock=lambda: next(clock))
+    rep.start(1_000, 50)
+    rep.status(1_200, 60, {"size": 1_200}, 5_000, 2.0)
+    rep.close()
+    assert "| 100 steps/s | learner 60 (5.0 upd/s) |" in stream.getvalue()
+
+
 def test_resume_continues_counters(cartpole_run, ray_session, tmp_path):
-    d, argv, first = cartpole_run
+    d, argv, first, _ = cartpole_run
     cfg, given = parse_args(["CartPole-v1", "--max_steps=5000", f"--resume={first['checkpoint']}",
                              f"--logdir={d}/logs", f"--modeldir={d}/model", *SMALL])
     summary = train(cfg, given)
@@ -66,7 +152,7 @@ def test_resume_continues_counters(cartpole_run, ray_session, tmp_path):
 
 
 def test_test_mode_prints_scores_and_json(cartpole_run, capsys):
-    _, _, summary = cartpole_run
+    _, _, summary, _ = cartpole_run
     code, out, _ = run_main(["CartPole-v1", "--test", "--suffix=e2e", "--test_episodes=3",
                              f"--resume={summary['checkpoint']}"], capsys)
     assert code == 0
@@ -90,7 +176,7 @@ def test_bad_input_is_refused_with_one_line(argv, needle, capsys):
 
 
 def test_mismatched_or_truncated_checkpoints(cartpole_run, tmp_path, capsys):
-    d, _, summary = cartpole_run
+    d, _, summary, _ = cartpole_run
     ckpt = summary["checkpoint"]
     before = sorted(os.listdir(os.path.dirname(ckpt)))
     for argv, needle in [
