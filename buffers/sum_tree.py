@@ -37,10 +37,12 @@ class SumTree:
             raise ValueError("priorities must be finite and non-negative")
         _, last = np.unique(idx[::-1], return_index=True)
         keep = idx.size - 1 - last
-        pos = idx[keep] + self.leaves
+        pos = idx[keep] + self.leaves   # sorted: np.unique's order
         self.tree[pos] = values[keep]
         for _ in range(self.depth):
-            pos = np.unique(pos >> 1)
+            pos = pos >> 1   # still sorted, so its repeats are neighbours (no sort per level)
+            if pos.size > 1:
+                pos = pos[np.concatenate(([True], pos[1:] != pos[:-1]))]
             self.tree[pos] = self.tree[2 * pos] + self.tree[2 * pos + 1]
 
     def find(self, mass: np.ndarray) -> np.ndarray:
