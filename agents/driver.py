@@ -23,6 +23,7 @@ from agents.checkpoint import (
 )
 from agents.config import Config, UsageError
 from agents.placement import cpu_nodes, near, spread
+from agents.policies import acting_note
 from agents.report import Reporter
 from agents.roles import EnvRunner
 from envs import EnvInfo, env_info
@@ -268,6 +269,9 @@ def train(cfg: Config, given: set) -> dict:
     os.makedirs(logdir, exist_ok=True)
     with open(os.path.join(logdir, "config.json"), "w") as f:
         f.write(cfg.to_json())
+    note = acting_note(cfg, info)
+    if note is not None:
+        print(note, flush=True)
     stop = _Stop()
     # after ray.init, which installs handlers of its own: ours turn a signal into a clean, saved stop
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}

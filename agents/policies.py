@@ -19,6 +19,7 @@ from buffers import StreamWriter
 from envs import EnvInfo
 from networks import QNetwork
 from networks.noisy import reset_noise, set_noise
+from networks.quantized import RecentObservations, int8_copy, int8_unsupported
 
 
 def _batch(obs) -> np.ndarray:
@@ -87,6 +88,14 @@ class QPolicy(Policy):
         self.net = self._frozen(QNetwork(info.obs_shape, info.num_actions, a.dueling, a.norm, atoms=a.atoms,
                                          noisy=a.noisy))
         self.support = make_support(a.v_min, a.v_max, a.atoms) if a.atoms > 1 else None
+        # agents (never the evaluator) may act with an int8 copy, made from each new version's weights
+        self.int8 = explore and cfg.run.agent_int8 and int8_unsupported(self.net) is None
+        self._int8_net: torch.nn.Module | None = None
+        self._recent = RecentObservations()   # what the next int8 copy is calibrated on
+
+    def load(self, weights: dict) -> None:
+        super().load(weights)
+        self._int8_net = None
 
     def writer(self, stream: int):
         a = self.cfg.alg
@@ -113,10 +122,21 @@ class QPolicy(Policy):
     def _forward(self, obs: list) -> tuple[np.ndarray, np.ndarray | None]:
         """(Q [E, A], logits [E, A, K] or None)."""
         self._draw_noise(self.net)
-        out = self.net(torch.as_tensor(_batch(obs)))
+        x = torch.as_tensor(_batch(obs))
+        net = self.net
+        if self.int8:
+            self._recent.add(x)
+            if self._int8_net is None:   # a new version: calibrated on the last observations, these included
+                self._int8_net = int8_copy(self.net, self._recent.get())
+            net = self._int8_net
+        out = net(x)
         if self.support is None:
             return out.numpy(), None
         return expected_value(out, self.support).numpy(), out.numpy()
+
+    def q_values(self, obs) -> np.ndarray:
+        """Q [E, A] of the envs' observations, as the policy acts on them."""
+        return self._forward(obs)[0]
 
     def act(self, obs, writers, steps):
         q, logits = self._forward(obs)
@@ -242,3 +262,14 @@ class R2D2Policy(Policy):
         self.h[j] = 0.0
         self.c[j] = 0.0
         self.prev_action[j], self.prev_reward[j] = -1, 0.0
+
+
+def acting_note(cfg: Config, info: EnvInfo) -> str | None:
+    """With --agent_int8: the line that says how the agents act (int8, or float32 and why); else None."""
+    if not cfg.run.agent_int8:
+        return None
+    from agents.algorithms import algorithm
+
+    why = int8_unsupported(algorithm(cfg).policy(cfg, info, 0, 1, explore=True, seed=0).net)
+    return ("agents act with int8 copies of the Q network (--agent_int8)" if why is None
+            else f"--agent_int8: {why}; agents act in float32")

@@ -31,19 +31,19 @@ from envs import env_info  # noqa: E402
 from envs.batch import AtariBatch, make_env_batch  # noqa: E402
 
 
-def bare_loop(game: str, envs: int, seconds: float) -> float:
+def bare_loop(game: str, envs: int, seconds: float, flags: list[str]) -> float:
     """Env steps per second of the plainest agent loop: env batch + batched forward of the agents' network (the
-    preset's: dueling on Atari), nothing else."""
+    preset's: dueling on Atari, int8 where the preset says --agent_int8), nothing else."""
     torch.set_num_threads(1)
     batch = make_env_batch(game, envs, train=True, seed=0)
-    cfg, _ = parse_args([game, f"--envs_per_agent={envs}"])
-    net = make_policy(cfg, env_info(game), 0, envs, explore=True, seed=0).net
+    cfg, _ = parse_args([game, f"--envs_per_agent={envs}", *flags])
+    policy = make_policy(cfg, env_info(game), 0, envs, explore=True, seed=0)
     rng = np.random.default_rng(0)
     obs = batch.reset()
     steps, t0 = 0, time.perf_counter()
     with torch.inference_mode():
         while time.perf_counter() - t0 < seconds:
-            q = net(torch.as_tensor(np.asarray(obs))).numpy()
+            q = policy.q_values(obs)
             obs, _, term, trunc, _ = batch.step(epsilon_greedy(q, 0.4, rng))
             for j in np.flatnonzero(term | trunc):   # the list of single envs resets here, the C++ env itself
                 new = batch.reset_one(j)
@@ -73,17 +73,19 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--bare_seconds", type=float, default=20.0)
     p.add_argument("--envs_per_agent", type=int, default=0, help="0: the Atari preset's")
+    p.add_argument("--flags", default="", help="more main.py flags for the agents, e.g. '--no-agent_int8'")
     args = p.parse_args()
     cores = os.cpu_count()
     envs = args.envs_per_agent or parse_args([args.game])[0].run.envs_per_agent
     limit = limit_loop(args.game, envs, args.bare_seconds / 2)
-    bare = bare_loop(args.game, envs, args.bare_seconds)
+    flags = args.flags.split()
+    bare = bare_loop(args.game, envs, args.bare_seconds, flags)
     with tempfile.TemporaryDirectory() as d:
         cfg, given = parse_args([args.game, f"--num_agents={args.agents}", "--buffer=pmdb", "--replay_size=1000000",
                                  "--replay_start=1000000", f"--max_time={args.seconds}", "--eval_period=0",
                                  "--status_period=3", f"--logdir={d}/logs", f"--modeldir={d}/model",
                                  f"--envs_per_agent={envs}",
-                                 f"--num_cpus={cores}"])
+                                 f"--num_cpus={cores}", *flags])
         from agents.driver import train
         summary = train(cfg, given)
         acc = EventAccumulator(os.path.join(summary["logdir"])).Reload()
@@ -91,6 +93,7 @@ def main() -> None:
     system = float(np.median(rates))
     print(json.dumps({
         "game": args.game, "agents": args.agents, "cores": cores, "envs_per_agent": envs,
+        "agent_int8": cfg.run.agent_int8, "flags": args.flags,
         "system_steps_per_s": round(system, 1), "bare_steps_per_s": round(bare, 1),
         "limit_steps_per_s": round(limit, 1),
         "efficiency": round(system / (bare * min(args.agents, cores)), 3),

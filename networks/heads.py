@@ -21,7 +21,10 @@ class QHead(nn.Module):
         self.q = _linear(noisy)(in_features, num_actions * atoms)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.q(x)
+        return self.combine(self.q(x))
+
+    def combine(self, out: torch.Tensor) -> torch.Tensor:
+        """The layer's output [B, A * atoms] -> the head's [B, A] or [B, A, atoms]."""
         return out if self.atoms == 1 else out.view(-1, self.num_actions, self.atoms)
 
 
@@ -42,6 +45,10 @@ class DuelingHead(nn.Module):
         self.value, self.advantage = stream(atoms), stream(num_actions * atoms)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        adv = self.advantage(x).view(-1, self.num_actions, self.atoms)     # [B, A, K]
-        out = self.value(x).view(-1, 1, self.atoms) + adv - adv.mean(dim=1, keepdim=True)
+        return self.combine(self.value(x), self.advantage(x))
+
+    def combine(self, value: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
+        """The streams' outputs [B, atoms] and [B, A * atoms] -> Q [B, A] (or logits [B, A, atoms])."""
+        adv = advantage.view(-1, self.num_actions, self.atoms)     # [B, A, K]
+        out = value.view(-1, 1, self.atoms) + adv - adv.mean(dim=1, keepdim=True)
         return out.squeeze(-1) if self.atoms == 1 else out
