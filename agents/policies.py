@@ -30,6 +30,8 @@ def _batch(obs) -> np.ndarray:
 class Policy:
     """Acts for `num_envs` envs. `explore=False` is the evaluator's (and --test's) behaviour."""
 
+    int8 = False   # acts on an int8 copy of its network (QPolicy with --agent_int8)
+
     def __init__(self, cfg: Config, info: EnvInfo, index: int, num_envs: int, explore: bool, seed: int):
         self.cfg, self.info, self.index, self.num_envs, self.explore = cfg, info, index, num_envs, explore
         self.rng = np.random.default_rng(seed)
@@ -92,6 +94,7 @@ class QPolicy(Policy):
         self.int8 = explore and cfg.run.agent_int8 and int8_unsupported(self.net) is None
         self._int8_net: torch.nn.Module | None = None
         self._recent = RecentObservations()   # what the next int8 copy is calibrated on
+        self.int8_copies = 0
 
     def load(self, weights: dict) -> None:
         super().load(weights)
@@ -128,6 +131,7 @@ class QPolicy(Policy):
             self._recent.add(x)
             if self._int8_net is None:   # a new version: calibrated on the last observations, these included
                 self._int8_net = int8_copy(self.net, self._recent.get())
+                self.int8_copies += 1
             net = self._int8_net
         out = net(x)
         if self.support is None:
@@ -156,8 +160,12 @@ class QPolicy(Policy):
 
     def stats(self, steps):
         eps = self.epsilons(steps)
-        return {"epsilon": float(eps.max())} if len(eps) == 1 else {"epsilon": float(eps.max()),
-                                                                     "epsilon_min": float(eps.min())}
+        out = {"epsilon": float(eps.max())}
+        if len(eps) > 1:
+            out["epsilon_min"] = float(eps.min())
+        if self.int8:
+            out["int8_copies"] = float(self.int8_copies)   # one per weight version acted on
+        return out
 
 
 class DPGPolicy(Policy):

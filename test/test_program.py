@@ -224,8 +224,10 @@ def test_short_pong_run_through_lz4_replay_and_conv_network(ray_session, tmp_pat
     summary = train(cfg, given)
     assert summary["env_steps"] >= 2500 and summary["learner_steps"] > 0
     assert summary["last_eval_return"] is not None and -21 <= summary["last_eval_return"] <= 21
+    assert "agents act with int8 copies of the Q network (--agent_int8)" in capsys.readouterr().out
     acc = EventAccumulator(f"{tmp_path}/logs/Pong/pong").Reload()
     assert acc.Scalars("replay/bytes")[-1].value > 0
+    assert acc.Scalars("agents/0/int8_copies")[-1].value >= 1   # the Atari preset's int8 agents acted
     assert os.path.exists(summary["checkpoint"])
     code, out, _ = run_main(["Pong", "--test", "--record", "--test_episodes=1", "--eval_epsilon=0.05",
                              f"--resume={summary['checkpoint']}"], capsys)
