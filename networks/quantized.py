@@ -129,12 +129,22 @@ class _Int8Q(nn.Module):
         self.lasts = nn.ModuleList(s[-1] for s in streams)
         self.dequant = nn.ModuleList(DeQuantStub() for _ in names)
         self.combine = h.combine   # a bound method of the float head: its arithmetic, no weights
+        # uint8 frames (0..255 on Atari, 0/1 on MinAtar) are already quint8 values at scale 1 and zero point 0:
+        # with 8-bit activations (VNNI) the input is fixed to those parameters and the frames' bytes are wrapped
+        # as they are, without a float copy and a quantisation pass (exact: every byte is representable)
+        self.raw_input = vnni()
+        self.converted = False   # set once quantised (calibration goes through the QuantStub's observer)
 
     def sequentials(self) -> list[nn.Sequential]:
         return [self.torso, *self.streams]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        f = self.torso(self.quant(obs.flatten(1, 2).float() if self.minatar else obs.float()))
+        x = obs.flatten(1, 2) if self.minatar else obs
+        if self.raw_input and self.converted and x.dtype == torch.uint8:
+            x = torch._make_per_tensor_quantized_tensor(x.contiguous(), 1.0, 0)
+        else:
+            x = self.quant(x.float())
+        f = self.torso(x)
         return self.combine(*(last(dq(s(f))) for s, dq, last in zip(self.streams, self.dequant, self.lasts)))
 
 
@@ -154,10 +164,14 @@ def int8_copy(net: QNetwork, calibration: torch.Tensor) -> nn.Module:
                                weight=tq.default_per_channel_weight_observer)
         for last in m.lasts:
             last.qconfig = None
+        if m.raw_input:   # the frames' own bytes: scale 1, zero point 0 (see _Int8Q)
+            m.quant.qconfig = tq.QConfig(activation=tq.FixedQParamsObserver.with_args(
+                scale=1.0, zero_point=0, dtype=torch.quint8, quant_min=0, quant_max=255), weight=m.qconfig.weight)
         for seq in m.sequentials():
             if _fusable(seq):
                 tq.fuse_modules(seq, _fusable(seq), inplace=True)
         tq.prepare(m, inplace=True)
         m(calibration.clone())
         tq.convert(m, inplace=True)
+        m.converted = True
     return m.requires_grad_(False)

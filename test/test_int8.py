@@ -14,6 +14,7 @@ from networks.quantized import (
     RecentObservations,
     int8_copy,
     int8_unsupported,
+    vnni,
 )
 
 
@@ -55,6 +56,23 @@ def test_the_int8_copy_gives_the_float_networks_values_to_within_a_few_per_cent(
         top = q.topk(2, dim=1).values
         clear = top[:, 0] - top[:, 1] > 2 * err
         assert torch.equal(q8.argmax(1)[clear], q.argmax(1)[clear])
+
+
+@pytest.mark.parametrize("kind", ["pong", "minatar"])
+def test_frames_enter_the_int8_copy_as_their_own_bytes_exactly_as_quantising_them_would(pong, kind):
+    """With 8-bit activations the copy wraps uint8 frames as quint8 at scale 1 and zero point 0, skipping the
+    float copy and the quantisation pass: the values must be bit-identical to the quantising path's."""
+    torch.manual_seed(0)
+    if kind == "pong":
+        (calibration, frames), shape = pong, (4, 84, 84)
+    else:
+        calibration, frames, shape = _minatar(32, 0), _minatar(32, 1), (1, 4, 10, 10)
+    m = int8_copy(QNetwork(shape, 6, dueling=True).eval().requires_grad_(False), calibration)
+    assert m.raw_input is vnni()   # 7-bit activations (no VNNI) keep the quantising path
+    if m.raw_input:
+        assert (m.quant.scale.item(), m.quant.zero_point.item()) == (1.0, 0)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(m(frames).numpy(), m(frames.float()).numpy())
 
 
 def test_networks_without_an_int8_copy_say_why():
