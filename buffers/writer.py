@@ -117,8 +117,11 @@ class StreamWriter(FrameWriter):
                 still.append(tr)
         self._waiting = still
         horizon = self.frame_no - self.adder.n - 1
-        for d in (self._q, self._v):
-            for f in [f for f in d if f < horizon]:
+        for d in (self._q, self._v):   # keys are frame numbers, inserted in increasing order: drop the oldest
+            while d:
+                f = next(iter(d))
+                if f >= horizon:
+                    break
                 del d[f]
 
     def pending(self) -> int:
