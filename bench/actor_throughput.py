@@ -6,6 +6,7 @@ In the same run:
   forward pass of the same network per step, in inference mode, nothing else;
 - system: the whole program's total env steps/s into the replay (the steady state: the median of the driver's
   status-window rates, start-up excluded).
+limit and bare are each the mean of a measurement just before and one just after the system run.
 efficiency = system / (bare x min(agents, cores)); limit_fraction = system / (limit x min(agents, cores)).
 Prints one JSON object as its last line.
 """
@@ -77,9 +78,11 @@ def main() -> None:
     args = p.parse_args()
     cores = os.cpu_count()
     envs = args.envs_per_agent or parse_args([args.game])[0].run.envs_per_agent
-    limit = limit_loop(args.game, envs, args.bare_seconds / 2)
     flags = args.flags.split()
-    bare = bare_loop(args.game, envs, args.bare_seconds, flags)
+    # limit and bare are measured half before and half after the system run, and averaged: on a shared machine
+    # the speed drifts over minutes, and a ratio of figures taken at different times would carry the drift
+    limit = [limit_loop(args.game, envs, args.bare_seconds / 4)]
+    bare = [bare_loop(args.game, envs, args.bare_seconds / 2, flags)]
     with tempfile.TemporaryDirectory() as d:
         cfg, given = parse_args([args.game, f"--num_agents={args.agents}", "--buffer=pmdb", "--replay_size=1000000",
                                  "--replay_start=1000000", f"--max_time={args.seconds}", "--eval_period=0",
@@ -91,11 +94,15 @@ def main() -> None:
         acc = EventAccumulator(os.path.join(summary["logdir"])).Reload()
         rates = [e.value for e in acc.Scalars("charts/env_steps_per_s")][2:]   # skip start-up windows
     system = float(np.median(rates))
+    bare.append(bare_loop(args.game, envs, args.bare_seconds / 2, flags))
+    limit.append(limit_loop(args.game, envs, args.bare_seconds / 4))
+    bare_runs, limit_runs, bare, limit = bare, limit, float(np.mean(bare)), float(np.mean(limit))
     print(json.dumps({
         "game": args.game, "agents": args.agents, "cores": cores, "envs_per_agent": envs,
         "agent_int8": cfg.run.agent_int8, "flags": args.flags,
         "system_steps_per_s": round(system, 1), "bare_steps_per_s": round(bare, 1),
         "limit_steps_per_s": round(limit, 1),
+        "bare_before_after": [round(b, 1) for b in bare_runs], "limit_before_after": [round(x, 1) for x in limit_runs],
         "efficiency": round(system / (bare * min(args.agents, cores)), 3),
         "limit_fraction": round(system / (limit * min(args.agents, cores)), 3),
         "env_steps": summary["env_steps"], "wall_s": summary["wall_s"],
