@@ -8,6 +8,7 @@ The loop that steps the envs is agents/roles.py's EnvRunner (training) and EvalR
 from __future__ import annotations
 
 import functools
+import time
 
 import numpy as np
 import torch
@@ -20,6 +21,11 @@ from envs import EnvInfo
 from networks import QNetwork
 from networks.noisy import reset_noise, set_noise
 from networks.quantized import RecentObservations, int8_copy, int8_unsupported
+
+
+# at most this share of an agent's time goes to re-quantising (--agent_int8): a new version's copy waits until the
+# time since the last copy is 1 / INT8_COPY_SHARE times what that copy took
+INT8_COPY_SHARE = 0.05
 
 
 def _batch(obs) -> np.ndarray:
@@ -95,10 +101,31 @@ class QPolicy(Policy):
         self._int8_net: torch.nn.Module | None = None
         self._recent = RecentObservations()   # what the next int8 copy is calibrated on
         self.int8_copies = 0
+        self._int8_stale = False      # weights newer than the int8 copy's were loaded
+        self._int8_made = 0.0         # when the copy was made (self.clock)
+        self._int8_cost = 0.0         # how long making it took (s)
+        self.clock = time.monotonic
 
     def load(self, weights: dict) -> None:
         super().load(weights)
-        self._int8_net = None
+        self._int8_stale = True
+
+    def _int8_copy(self, x: torch.Tensor) -> torch.nn.Module:
+        """The int8 copy to act on for `x` (whose rows join the calibration ring). A copy of the newest weights
+        is made at the first step, then at the first step after a new version once the time since the last
+        copy is at least its cost / INT8_COPY_SHARE: weight versions can come faster than an agent should
+        re-quantise (a GPU learner's hundred updates take a second or less; a copy takes about 0.1 s), and
+        meanwhile the agent acts on the previous version's copy."""
+        self._recent.add(x)
+        now = self.clock()
+        due = self._int8_stale and now - self._int8_made >= self._int8_cost / INT8_COPY_SHARE
+        if self._int8_net is None or due:
+            self._int8_net = int8_copy(self.net, self._recent.get())
+            self._int8_made = self.clock()
+            self._int8_cost = self._int8_made - now
+            self._int8_stale = False
+            self.int8_copies += 1
+        return self._int8_net
 
     def writer(self, stream: int):
         a = self.cfg.alg
@@ -126,13 +153,7 @@ class QPolicy(Policy):
         """(Q [E, A], logits [E, A, K] or None)."""
         self._draw_noise(self.net)
         x = torch.as_tensor(_batch(obs))
-        net = self.net
-        if self.int8:
-            self._recent.add(x)
-            if self._int8_net is None:   # a new version: calibrated on the last observations, these included
-                self._int8_net = int8_copy(self.net, self._recent.get())
-                self.int8_copies += 1
-            net = self._int8_net
+        net = self._int8_copy(x) if self.int8 else self.net
         out = net(x)
         if self.support is None:
             return out.numpy(), None
@@ -164,7 +185,7 @@ class QPolicy(Policy):
         if len(eps) > 1:
             out["epsilon_min"] = float(eps.min())
         if self.int8:
-            out["int8_copies"] = float(self.int8_copies)   # one per weight version acted on
+            out["int8_copies"] = float(self.int8_copies)   # one per weight version re-quantised
         return out
 
 

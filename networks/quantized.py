@@ -1,8 +1,8 @@
 """Int8 copies of Q networks, for agents' action selection only.
 
 The learner trains in float32; an agent acts with a statically quantised copy of the weights it pulled (ActorQ:
-Krishnan, Lam et al. 2022, "QuaRL", TMLR), made anew at each new weight version and calibrated on the agent's
-last 64 observations. Weights: int8 per output channel; activations: uint8 per tensor (8 bits on CPUs
+Krishnan, Lam et al. 2022, "QuaRL", TMLR), made anew for new weight versions (at most 5 % of the agent's time:
+agents/policies.py) and calibrated on the agent's last 64 observations. Weights: int8 per output channel; activations: uint8 per tensor (8 bits on CPUs
 with VNNI, else 7 as PyTorch's x86 default), fused with their ReLUs. The head streams' last layers and the dueling or
 categorical arithmetic stay float32, so values are never clamped to the calibrated ranges. The evaluator and
 --test always play the float32 network.
@@ -150,7 +150,7 @@ class _Int8Q(nn.Module):
 
 def int8_copy(net: QNetwork, calibration: torch.Tensor) -> nn.Module:
     """An int8 copy of `net` (see int8_unsupported), its activation ranges taken from the observations
-    `calibration` [B, ...]. Called anew for each new weight version."""
+    `calibration` [B, ...]. Called anew for new weight versions."""
     from torch.ao import quantization as tq
 
     reason = int8_unsupported(net)

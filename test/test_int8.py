@@ -92,7 +92,10 @@ def test_agents_act_on_an_int8_copy_of_each_new_version_and_the_evaluator_on_the
     evaluator = QPolicy(cfg, info, 0, 16, explore=False, seed=0)
     assert agent.int8 and not evaluator.int8
     obs = list(pong[1].numpy())
-    for seed in (1, 2):   # two weight versions
+    now = [0.0]
+    agent.clock = lambda: now[0]
+    for seed in (1, 2):   # two weight versions, far enough apart for a new copy (see the next test)
+        now[0] += 1000.0
         torch.manual_seed(seed)
         net = QNetwork(info.obs_shape, info.num_actions, dueling=True).eval().requires_grad_(False)
         agent.load(net.state_dict())
@@ -107,6 +110,46 @@ def test_agents_act_on_an_int8_copy_of_each_new_version_and_the_evaluator_on_the
         assert not np.array_equal(q_agent, q)                    # the agent: its int8 copy of this version
         assert np.abs(q_agent - q).max() <= 0.05 * np.abs(q).max()
         assert agent._int8_net is made and np.array_equal(q_again, q_agent)   # one copy per version
+
+
+def test_versions_that_come_faster_are_requantised_at_most_a_twentieth_of_the_agents_time(pong, monkeypatch):
+    """A copy that took 0.1 s: a new version 1 s later is acted on through the previous version's copy, and
+    re-quantised at the first step 2 s (0.1 / INT8_COPY_SHARE) after the copy; no new version, no new copy."""
+    from agents import policies
+
+    assert policies.INT8_COPY_SHARE == 0.05
+    now = [0.0]
+    real = policies.int8_copy
+
+    def copy_taking_a_tenth_of_a_second(net, calibration):
+        now[0] += 0.1
+        return real(net, calibration)
+
+    monkeypatch.setattr(policies, "int8_copy", copy_taking_a_tenth_of_a_second)
+    cfg, _ = parse_args(["Pong", "--alg=DDQN"])
+    info = env_info("Pong")
+    agent = QPolicy(cfg, info, 0, 16, explore=True, seed=0)
+    agent.clock = lambda: now[0]
+    nets = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        nets.append(QNetwork(info.obs_shape, info.num_actions, dueling=True).eval().requires_grad_(False))
+    obs = list(pong[1].numpy())
+    with torch.inference_mode():
+        agent.load(nets[0].state_dict())
+        q_first = agent.q_values(obs)                      # the first copy: made at once
+        assert agent.int8_copies == 1
+        agent.load(nets[1].state_dict())
+        now[0] += 1.0                                      # 1 s after the copy: too soon
+        np.testing.assert_array_equal(agent.q_values(obs), q_first)
+        assert agent.int8_copies == 1
+        now[0] += 1.5                                      # 2.5 s after: due
+        q_second, q_float = agent.q_values(obs), nets[1](pong[1]).numpy()
+        assert agent.int8_copies == 2
+        assert np.abs(q_second - q_float).max() <= 0.05 * np.abs(q_float).max()
+        now[0] += 100.0                                    # no new version: the same copy however long
+        np.testing.assert_array_equal(agent.q_values(obs), q_second)
+        assert agent.int8_copies == 2
 
 
 @pytest.mark.parametrize("alg,on", [("DQN", True), ("DDQN", True), ("Rainbow", False), ("R2D2", False)])
