@@ -32,8 +32,9 @@ class RunConfig:
     envs_per_agent: int = _f(1, "environments per agent, stepped together with one batched forward pass (Atari: on "
                                    "ale-py's C++ vector env); each env is one of the Ape-X epsilons' actors")
     agent_int8: bool = _f(False, "agents act with an int8 copy of the Q network, re-quantised for new weight "
-                                 "versions (at most 5 %% of an agent's time) on its last 64 observations (DQN, DDQN, Rainbow without noisy "
-                                 "layers; Nature or MinAtar torso); the learner, the evaluator and --test stay float32")
+                                 "versions (at most 5 %% of an agent's time) on its last 64 observations (DQN, "
+                                 "DDQN, Rainbow without noisy layers; Nature or MinAtar torso); the learner, the "
+                                 "evaluator and --test stay float32")
     num_loaders: int = _f(1, "loader actors sampling, decompressing and batching for the learner")
     max_steps: int = _f(10_000_000, "stop after this many env steps (agent steps, all agents together)")
     max_time: float = _f(0.0, "stop after this many seconds of training (0: no limit)")

@@ -81,8 +81,8 @@ def main() -> None:
     flags = args.flags.split()
     # limit and bare are measured half before and half after the system run, and averaged: on a shared machine
     # the speed drifts over minutes, and a ratio of figures taken at different times would carry the drift
-    limit = [limit_loop(args.game, envs, args.bare_seconds / 4)]
-    bare = [bare_loop(args.game, envs, args.bare_seconds / 2, flags)]
+    limit_runs = [limit_loop(args.game, envs, args.bare_seconds / 4)]
+    bare_runs = [bare_loop(args.game, envs, args.bare_seconds / 2, flags)]
     with tempfile.TemporaryDirectory() as d:
         cfg, given = parse_args([args.game, f"--num_agents={args.agents}", "--buffer=pmdb", "--replay_size=1000000",
                                  "--replay_start=1000000", f"--max_time={args.seconds}", "--eval_period=0",
@@ -94,9 +94,9 @@ def main() -> None:
         acc = EventAccumulator(os.path.join(summary["logdir"])).Reload()
         rates = [e.value for e in acc.Scalars("charts/env_steps_per_s")][2:]   # skip start-up windows
     system = float(np.median(rates))
-    bare.append(bare_loop(args.game, envs, args.bare_seconds / 2, flags))
-    limit.append(limit_loop(args.game, envs, args.bare_seconds / 4))
-    bare_runs, limit_runs, bare, limit = bare, limit, float(np.mean(bare)), float(np.mean(limit))
+    bare_runs.append(bare_loop(args.game, envs, args.bare_seconds / 2, flags))
+    limit_runs.append(limit_loop(args.game, envs, args.bare_seconds / 4))
+    bare, limit = float(np.mean(bare_runs)), float(np.mean(limit_runs))
     print(json.dumps({
         "game": args.game, "agents": args.agents, "cores": cores, "envs_per_agent": envs,
         "agent_int8": cfg.run.agent_int8, "flags": args.flags,

@@ -2,10 +2,10 @@
 
 The learner trains in float32; an agent acts with a statically quantised copy of the weights it pulled (ActorQ:
 Krishnan, Lam et al. 2022, "QuaRL", TMLR), made anew for new weight versions (at most 5 % of the agent's time:
-agents/policies.py) and calibrated on the agent's last 64 observations. Weights: int8 per output channel; activations: uint8 per tensor (8 bits on CPUs
-with VNNI, else 7 as PyTorch's x86 default), fused with their ReLUs. The head streams' last layers and the dueling or
-categorical arithmetic stay float32, so values are never clamped to the calibrated ranges. The evaluator and
---test always play the float32 network.
+agents/policies.py) and calibrated on the agent's last 64 observations. Weights: int8 per output channel;
+activations: uint8 per tensor (8 bits on CPUs with VNNI, else 7 as PyTorch's x86 default), fused with their ReLUs.
+The head streams' last layers and the dueling or categorical arithmetic stay float32, so values are never clamped
+to the calibrated ranges. The evaluator and --test always play the float32 network.
 
 On an x86 CPU the Nature network's forward pass at batch 32 on one thread takes about a third of float32's
 time (bench/actor_throughput.py measures what the agents gain). PyTorch marks its eager quantisation API
