@@ -167,11 +167,13 @@ class QPolicy(Policy):
         q, logits = self._forward(obs)
         actions = epsilon_greedy(q, self.epsilons(steps), self.rng).tolist()
         if self.prioritized:
-            for j, (w, a) in enumerate(zip(writers, actions)):
-                if logits is None:
-                    w.act(q[j, a], q[j].max())
-                else:
-                    w.act(logits[j, a], logits[j, q[j].argmax()])
+            rows = np.arange(len(q))   # indexed and reduced once for all envs, not env by env
+            if logits is None:
+                taken, best = q[rows, actions], q.max(axis=1)
+            else:
+                taken, best = logits[rows, actions], logits[rows, q.argmax(axis=1)]
+            for w, t, b in zip(writers, taken, best):
+                w.act(t, b)
         return actions, actions
 
     def truncated(self, j, obs, writer):

@@ -143,10 +143,10 @@ class EnvRunner:
             w.generation = generation
         self.version = -1
         self.steps = 0
-        self.obs = list(self.envs.reset())
+        self.obs = self.envs.reset()   # [E, ...] array (Atari) or list: the batch the policy acts on next
         for w, o in zip(self.writers, self.obs):
             w.reset(o)
-        self.waiting = np.zeros(e, bool)   # the env's episode ended and its next one has not started
+        self.waiting = [False] * e   # the env's episode ended and its next one has not started
         self.game_raw = np.zeros(e)
         self.game_clipped = np.zeros(e)
         self.finished: list[tuple[float, float]] = []   # (raw, clipped) returns of whole games
@@ -170,32 +170,34 @@ class EnvRunner:
         e = self.envs.num_envs
         policy, writers = self.policy, self.writers
         for _ in range(iterations):
-            acting = [WAITING if self.waiting[j] else w for j, w in enumerate(writers)]
+            acting = [WAITING if waits else w for waits, w in zip(self.waiting, writers)]
             stored, actions = policy.act(self.obs, acting, self.steps)
             obs, reward, term, trunc, info = self.envs.step(actions)
-            restart, idle, game_over, raw = info["restart"], info["idle"], info["game_over"], info["raw_reward"]
+            self.game_raw += info["raw_reward"]
+            self.game_clipped += reward
+            for j in np.flatnonzero(info["game_over"]):
+                self.finished.append((float(self.game_raw[j]), float(self.game_clipped[j])))
+                self.game_raw[j] = self.game_clipped[j] = 0.0
+            # the per-env part in plain Python values (indexing numpy arrays element by element costs more)
+            restart, idle = info["restart"].tolist(), info["idle"].tolist()
+            rewards, terms, truncs = reward.tolist(), term.tolist(), trunc.tolist()
+            newest = info.get("newest")   # Atari: the newest frames, contiguous, for the writers to compress
             for j in range(e):
-                o = obs[j]
-                self.game_raw[j] += raw[j]
-                self.game_clipped[j] += reward[j]
-                if game_over[j]:
-                    self.finished.append((float(self.game_raw[j]), float(self.game_clipped[j])))
-                    self.game_raw[j] = self.game_clipped[j] = 0.0
                 if restart[j]:
-                    self._start(j, o)
+                    self._start(j, obs[j])
                 elif not idle[j]:
-                    w = writers[j]
-                    w.step(stored[j], reward[j], o, term[j], trunc[j])
-                    policy.observe(j, stored[j], reward[j])
+                    w, o = writers[j], obs[j]
+                    w.step(stored[j], rewards[j], o, terms[j], truncs[j], None if newest is None else newest[j])
+                    policy.observe(j, stored[j], rewards[j])
                     self.steps += 1
-                    if term[j] or trunc[j]:
-                        if trunc[j] and not term[j]:
+                    if terms[j] or truncs[j]:
+                        if truncs[j] and not terms[j]:
                             policy.truncated(j, o, w)
                         self.waiting[j] = True
                         new = self.envs.reset_one(j)
                         if new is not None:
-                            o = self._start(j, new)
-                self.obs[j] = o
+                            obs[j] = self._start(j, new)
+            self.obs = obs
             self._since_push += 1
             if self._since_push >= self.push_period:
                 self.flush()
