@@ -95,7 +95,8 @@ class SequenceWriter(FrameWriter):
             self._q[self.frame_no] = np.array(q, dtype=np.float32)
             self._resolve(final=False)
 
-    def step(self, action: int, reward: float, next_obs: np.ndarray, terminated: bool, truncated: bool) -> None:
+    def step(self, action: int, reward: float, next_obs: np.ndarray, terminated: bool, truncated: bool,
+             newest: np.ndarray | None = None) -> None:
         f = self.frame_no
         if self._episode is None or f not in self._state:
             raise RuntimeError("SequenceWriter.step needs reset and act first")
@@ -103,7 +104,7 @@ class SequenceWriter(FrameWriter):
             before = self._step.get(f - 1, (-1, 0.0, 0.0)) if f > self._episode else (-1, 0.0, 0.0)
             self._open.append(_Sequence(f, self._state[f], int(before[0]), before[1]))
         self._step[f] = (int(action), float(reward), 0.0 if terminated else self.gamma)
-        g = self._add_frame(next_obs, first=False)
+        g = self._add_frame(next_obs, first=False, newest=newest)
         end = terminated or truncated
         done = [end or g - s.start == self.seq_len for s in self._open]
         if any(done):

@@ -33,11 +33,13 @@ class FrameWriter:
         self._frames, self._first, self._depth = [], [], []
         self._shape: tuple = ()
 
-    def _add_frame(self, obs: np.ndarray, first: bool) -> int:
+    def _add_frame(self, obs: np.ndarray, first: bool, newest: np.ndarray | None = None) -> int:
+        """`newest`: obs[-1] as a contiguous array, where the caller has one (a channel-last stack's obs[-1] is
+        strided, and gathering it costs several times the copy)."""
         self.frame_no += 1
         self._shape = tuple(np.shape(obs))
-        if self.image:
-            blob, depth = self.encoder.encode(obs[-1], first)   # only the newest frame of the stack is new
+        if self.image:   # only the newest frame of the stack is new
+            blob, depth = self.encoder.encode(obs[-1] if newest is None else newest, first)
             self._frames.append(blob)
             self._depth.append(depth)
         else:
@@ -94,8 +96,9 @@ class StreamWriter(FrameWriter):
         """V of the latest frame when no action is taken there (a truncated episode's last observation)."""
         self._v[self.frame_no] = value
 
-    def step(self, action, reward: float, next_obs: np.ndarray, terminated: bool, truncated: bool) -> None:
-        ref = self._add_frame(next_obs, first=False)
+    def step(self, action, reward: float, next_obs: np.ndarray, terminated: bool, truncated: bool,
+             newest: np.ndarray | None = None) -> None:
+        ref = self._add_frame(next_obs, first=False, newest=newest)
         for tr in self.adder.step(action, reward, ref, terminated, truncated):
             if self.priorities:
                 self._waiting.append(tr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections import deque
 
 import torch
 from torch import nn
@@ -28,32 +29,27 @@ CALIBRATION_OBS = 64   # observations an int8 copy's activation ranges are taken
 
 
 class RecentObservations:
-    """The last `size` observations acted on (a ring, copied in): what an agent calibrates its next int8 copy
-    on, so that one env's agent calibrates on its last 64 steps, not on one observation."""
+    """The last `size` observations acted on: what an agent calibrates its next int8 copy on, so that one env's
+    agent calibrates on its last 64 steps, not on one observation. It keeps the batches it is given (no copy:
+    an agent's batches are fresh arrays each step, never written to afterwards) until newer ones hold `size`."""
 
     def __init__(self, size: int = CALIBRATION_OBS):
-        self.size, self.filled, self.pos = size, 0, 0
-        self.rows: torch.Tensor | None = None
+        self.size = size
+        self.batches: deque = deque()
+        self.held = 0   # rows in `batches`
 
     def add(self, x: torch.Tensor) -> None:
-        """Keep the rows of `x` [B, ...] (the newest `size` of them)."""
-        x = x[-self.size:]
-        if self.rows is None:
-            self.rows = torch.empty((self.size, *x.shape[1:]), dtype=x.dtype)
-        n = len(x)
-        first = min(n, self.size - self.pos)
-        self.rows[self.pos:self.pos + first] = x[:first]
-        self.rows[:n - first] = x[first:]
-        self.pos = (self.pos + n) % self.size
-        self.filled = min(self.size, self.filled + n)
+        """Keep the rows of `x` [B, ...]; drop the oldest batches that the newer ones make unneeded."""
+        self.batches.append(x)
+        self.held += len(x)
+        while self.held - len(self.batches[0]) >= self.size:
+            self.held -= len(self.batches.popleft())
 
     def get(self) -> torch.Tensor:
-        """The observations kept, [min(seen, size), ...] (oldest first once the ring has wrapped)."""
-        if self.rows is None:
+        """The observations kept, [min(seen, size), ...], oldest first."""
+        if not self.batches:
             raise ValueError("no observations yet")
-        if self.filled < self.size:
-            return self.rows[:self.filled]
-        return torch.cat([self.rows[self.pos:], self.rows[:self.pos]])
+        return torch.cat(list(self.batches))[-self.size:]
 
 
 def int8_engine() -> str | None:
@@ -103,6 +99,19 @@ def _fusable(seq: nn.Sequential) -> list[list[str]]:
             if isinstance(seq[i], (nn.Conv2d, nn.Linear)) and isinstance(seq[i + 1], nn.ReLU)]
 
 
+class _FlattenHWC(nn.Module):
+    """[B, C, H, W] -> [B, H * W * C], in (h, w, c) order: a view of a channel-last tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).reshape(len(x), -1)
+
+
+def _columns_to_hwc(linear: nn.Linear, channels: int, height: int, width: int) -> None:
+    """Reorder `linear`'s input columns from (c, h, w) to (h, w, c), for an input flattened by _FlattenHWC."""
+    w = linear.weight.data
+    linear.weight.data = w.view(len(w), channels, height, width).permute(0, 2, 3, 1).reshape(len(w), -1).contiguous()
+
+
 class _Int8Q(nn.Module):
     """The float skeleton that torch.ao quantises: quant -> torso -> head streams but their last layers ->
     dequant -> the streams' last layers and the head's `combine`, in float32."""
@@ -113,16 +122,23 @@ class _Int8Q(nn.Module):
 
         t, h = net.torso, net.head
         self.quant = QuantStub()
+        names = ["value", "advantage"] if hasattr(h, "advantage") else ["q"]
+        streams = [_seq(getattr(h, n)) for n in names]
         if isinstance(t, NatureTorso):
             conv1 = copy.deepcopy(t.convs[0])
             conv1.weight.data.mul_(1.0 / 255.0)   # the float torso's /255, folded into the weights as it does
             self.torso = _seq(conv1, t.convs[1:], t.fc)
+            # the last conv's output is channel-last: flattened in (h, w, c) order it is a view, where nn.Flatten's
+            # (c, h, w) order copies it (about 2 us per observation); the next linear layer's columns follow
+            flat = next(i for i, m in enumerate(self.torso) if isinstance(m, nn.Flatten))
+            self.torso[flat] = _FlattenHWC()
+            after = self.torso[flat + 1:]
+            for first in ([after[0]] if len(after) else [s[0] for s in streams]):
+                _columns_to_hwc(first, channels=64, height=7, width=7)
             self.minatar = False
         else:
             self.torso = _seq(t.conv, t.fc)
             self.minatar = True
-        names = ["value", "advantage"] if hasattr(h, "advantage") else ["q"]
-        streams = [_seq(getattr(h, n)) for n in names]
         # each stream's last layer stays float32 (qconfig None), so the values themselves are never clamped to
         # the ranges seen in calibration: a value beyond them would tie with the others at the clamp
         self.streams = nn.ModuleList(s[:-1] for s in streams)
@@ -141,7 +157,9 @@ class _Int8Q(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.flatten(1, 2) if self.minatar else obs
         if self.raw_input and self.converted and x.dtype == torch.uint8:
-            x = torch._make_per_tensor_quantized_tensor(x.contiguous(), 1.0, 0)
+            if not x.is_contiguous(memory_format=torch.channels_last):   # channel-last frames stay so (envs/batch.py)
+                x = x.contiguous()
+            x = torch._make_per_tensor_quantized_tensor(x, 1.0, 0)
         else:
             x = self.quant(x.float())
         f = self.torso(x)

@@ -132,3 +132,28 @@ def test_an_agent_on_the_cpp_batch_writes_one_transition_per_decision_and_a_new_
     stats = out["stats"]
     assert stats["epsilon"] == pytest.approx(0.4 ** (1 + 7 * 1 / 5)) and stats["epsilon_min"] == pytest.approx(
         0.4 ** 8)   # agent 1 of 2, envs 0 and 2: actors 1 and 5 of 6
+
+
+def test_stacks_reach_the_agent_channel_last_with_each_envs_newest_frame_apart():
+    """The stacks are [E, 4, 84, 84] with channel-last strides (the int8 convolutions' own layout); `newest` is
+    obs[:, -1] as a contiguous array (the frame the writers compress); a restarted game's stack is its first
+    frame four times."""
+    batch = AtariBatch("Breakout", 3, train=True, seed=3, noop_max=0)
+    obs = batch.reset()
+    assert obs.shape == (3, 4, 84, 84) and obs.strides == (84 * 84 * 4, 1, 84 * 4, 4)
+    assert (obs == obs[:, :1]).all()
+    rng = np.random.default_rng(0)
+    history = [obs[:, -1].copy() for _ in range(4)]
+    restarts = 0
+    for _ in range(400):
+        obs, _, _, _, info = batch.step(rng.integers(0, batch.num_actions, 3))
+        newest = info["newest"]
+        assert newest.flags.c_contiguous and np.array_equal(newest, obs[:, -1])
+        history.append(newest.copy())
+        for j in range(3):
+            if info["restart"][j]:
+                restarts += 1
+                for h in history[-4:-1]:
+                    h[j] = newest[j]
+            assert np.array_equal(obs[j], np.stack([h[j] for h in history[-4:]]))
+    assert restarts >= 3   # lost lives in Breakout restart the training episode's stack

@@ -101,3 +101,19 @@ def test_vector_observations_through_the_same_interface():
     for i, tid in enumerate(b.ids):
         np.testing.assert_array_equal(b.obs[i], expected[tid][0])
         np.testing.assert_array_equal(b.next_obs[i], expected[tid][1])
+
+
+def test_a_writer_given_the_newest_frame_apart_writes_what_it_takes_from_the_stack():
+    from buffers import StreamWriter
+
+    rng = np.random.default_rng(0)
+    stacks = rng.integers(0, 4, (30, 84, 84, 4), dtype=np.uint8).transpose(0, 3, 1, 2)   # channel-last, as Atari's
+    a, b = (StreamWriter(0, 3, 0.99, image=True) for _ in range(2))
+    a.reset(stacks[0])
+    b.reset(stacks[0])
+    for t in range(1, 30):
+        a.step(1, 1.0, stacks[t], t == 29, False)
+        b.step(1, 1.0, stacks[t], t == 29, False, np.ascontiguousarray(stacks[t][-1]))
+    pa, pb = a.take(), b.take()
+    assert pa.frames == pb.frames and len(pa.frames) == 30
+    assert all(np.array_equal(getattr(pa, k), getattr(pb, k)) for k in ("obs", "next_obs", "ret", "discount"))

@@ -192,3 +192,25 @@ def test_a_one_env_agent_calibrates_on_its_last_observations_not_on_one():
             agent._int8_net = None     # as a new weight version does
         assert len(agent._recent.get()) == 8
         assert torch.equal(agent._recent.get()[-1], torch.as_tensor(frames[-1]))
+
+
+def test_channel_last_frames_give_the_int8_copy_the_same_values_as_contiguous_ones(pong):
+    calibration, frames = pong
+    assert frames.is_contiguous(memory_format=torch.channels_last)   # as the agents' Atari batches give them
+    for dueling in (True, False):
+        net = QNetwork((4, 84, 84), 6, dueling=dueling).eval().requires_grad_(False)
+        with torch.inference_mode():
+            copy8 = int8_copy(net, calibration)
+            assert torch.equal(copy8(frames), copy8(frames.contiguous()))
+
+
+def test_a_linear_layer_with_its_columns_in_hwc_order_reads_the_hwc_flattening_as_before():
+    from networks.quantized import _columns_to_hwc, _FlattenHWC
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(3 * 4 * 5, 7)
+    x = torch.randn(2, 3, 4, 5)
+    before = linear(x.flatten(1))
+    _columns_to_hwc(linear, channels=3, height=4, width=5)
+    assert torch.allclose(linear(_FlattenHWC()(x)), before, atol=1e-6)
+    assert torch.equal(_FlattenHWC()(x)[0, :3], x[0, :, 0, 0])   # (h, w, c): the channels of pixel (0, 0) first
