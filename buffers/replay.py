@@ -10,6 +10,7 @@ a Ray actor hosts it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -96,6 +97,10 @@ class RingReplay:
     def _set_new_priorities(self, slots: np.ndarray, priority: np.ndarray | None) -> None:
         pass
 
+    def one_priority_write(self):
+        """A context around one or several add calls (see Prioritized); nothing to gather here."""
+        return contextlib.nullcontext()
+
     def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         self.last_probs = np.full(batch_size, 1.0 / len(self))
         return self.rng.integers(0, len(self), batch_size), np.ones(batch_size, dtype=np.float32)
@@ -179,6 +184,7 @@ class Prioritized:
         self.tree = SumTree(self.capacity)
         self.max_priority = 1.0
         self.learner_steps = 0   # the highest learner step a priority update has reported
+        self._gathered: list | None = None   # within one_priority_write: (slots, tree values) of each push
 
     @property
     def nbytes(self) -> int:
@@ -198,7 +204,30 @@ class Prioritized:
         if known.any():
             self.max_priority = max(self.max_priority, float(p[known].max()))
         p = np.where(known, p, self.max_priority)
-        self.tree.update(slots, (p + self.eps) ** self.alpha)
+        values = (p + self.eps) ** self.alpha
+        if self._gathered is None:
+            self.tree.update(slots, values)
+        else:
+            if np.any(values < 0) or not np.all(np.isfinite(values)):   # fail on this push, as the tree would
+                raise ValueError("priorities must be finite and non-negative")
+            self._gathered.append((slots, values))
+
+    @contextlib.contextmanager
+    def one_priority_write(self):
+        """Within: each push's priorities are computed as it is inserted (the running maximum included) but
+        written to the sum tree once, at the end, in push order (a later push's value wins for a slot it
+        overwrote): one walk up the tree for all the pushes of an add call (or of the replay actor's call, which
+        wraps its add calls) instead of one per push. Nothing samples in between. Nested, the outermost writes."""
+        if self._gathered is not None:
+            yield
+            return
+        self._gathered = []
+        try:
+            yield
+        finally:
+            gathered, self._gathered = self._gathered, None
+            if gathered:
+                self.tree.update(np.concatenate([g[0] for g in gathered]), np.concatenate([g[1] for g in gathered]))
 
     def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         slots = self.tree.stratified(batch_size, self.rng)
@@ -258,14 +287,15 @@ class UniformReplay(RingReplay):
         """Store the pushes' frames and transitions; return how many transitions were added."""
         pushes = [pushes] if isinstance(pushes, Push) else pushes
         added = 0
-        for push in pushes:
-            t = len(push.obs)
-            if any(len(a) != t for a in (push.next_obs, push.action, push.ret, push.discount)) or \
-                    (push.priority is not None and len(push.priority) != t):
-                raise ValueError(f"stream {push.stream}: the transition fields of a push differ in length")
-            obs, next_obs = self.frames.add(push)
-            added += self._insert({"obs_slot": obs, "next_slot": next_obs, "action": push.action,
-                                   "ret": push.ret, "discount": push.discount}, push.priority)
+        with self.one_priority_write():
+            for push in pushes:
+                t = len(push.obs)
+                if any(len(a) != t for a in (push.next_obs, push.action, push.ret, push.discount)) or \
+                        (push.priority is not None and len(push.priority) != t):
+                    raise ValueError(f"stream {push.stream}: the transition fields of a push differ in length")
+                obs, next_obs = self.frames.add(push)
+                added += self._insert({"obs_slot": obs, "next_slot": next_obs, "action": push.action,
+                                       "ret": push.ret, "discount": push.discount}, push.priority)
         return added
 
     def sample(self, batch_size: int) -> SampledBatch:

@@ -211,16 +211,17 @@ class SequenceReplay(RingReplay):
         """Store the pushes' frames and sequences; return how many sequences were added."""
         pushes = [pushes] if isinstance(pushes, SequencePush) else pushes
         added, L = 0, self.seq_len
-        for push in pushes:
-            length = np.asarray(push.length, dtype=np.int64)
-            if len(push) and (np.shape(push.action)[1:] != (L,) or length.min() < 1 or length.max() > L):
-                raise ValueError(f"sequences must have {L} steps and lengths within 1..{L}")
-            numbers = np.asarray(push.start, np.int64)[:, None] + np.minimum(np.arange(L + 1), length[:, None])
-            (slots,) = self.frames.add_frames(push, numbers)
-            values = {"obs_slot": slots, "length": length, "prev_action": push.prev_action,
-                      "prev_reward": push.prev_reward, "state": push.state}
-            values.update({f: getattr(push, f) for f in ("action", "reward", "discount")})
-            added += self._insert(values, push.priority)
+        with self.one_priority_write():
+            for push in pushes:
+                length = np.asarray(push.length, dtype=np.int64)
+                if len(push) and (np.shape(push.action)[1:] != (L,) or length.min() < 1 or length.max() > L):
+                    raise ValueError(f"sequences must have {L} steps and lengths within 1..{L}")
+                numbers = np.asarray(push.start, np.int64)[:, None] + np.minimum(np.arange(L + 1), length[:, None])
+                (slots,) = self.frames.add_frames(push, numbers)
+                values = {"obs_slot": slots, "length": length, "prev_action": push.prev_action,
+                          "prev_reward": push.prev_reward, "state": push.state}
+                values.update({f: getattr(push, f) for f in ("action", "reward", "discount")})
+                added += self._insert(values, push.priority)
         return added
 
     def sample(self, batch_size: int) -> SampledSequences:

@@ -72,6 +72,32 @@ def test_ring_overwrite_and_stale_priority_update_is_ignored():
     np.testing.assert_array_equal(b.obs[:, 0], b.ids + np.where(b.ids >= 4, 1, 0))  # ids 4,5 are frames 5,6
 
 
+def test_one_add_call_writes_the_priorities_that_push_by_push_adds_write():
+    """An add call (and the replay actor's call around several) writes the sum tree once: the same leaves, sums
+    and running maximum as adding its pushes one by one, with unknown priorities taking the maximum seen up to
+    their own push, and later pushes overwriting earlier ones' slots in the same call."""
+    def pushes():
+        return [vector_push(0, 0, 3, priority=np.array([2.0, np.nan, 1.0], np.float32)),
+                vector_push(1, 0, 2, priority=np.array([9.0, 3.0], np.float32)),
+                vector_push(0, 4, 2, first=True, priority=None),                   # the maximum so far: 9
+                vector_push(1, 3, 3, priority=np.array([np.nan, 0.5, 4.0], np.float32))]   # slots 7, 0, 1: wraps
+    one, each = (PrioritizedReplay(8, (2,), alpha=0.6, eps=1e-6) for _ in range(2))
+    assert one.add(pushes()) == each.add(pushes()[0]) + sum(each.add(p) for p in pushes()[1:]) == 10
+    nested = PrioritizedReplay(8, (2,), alpha=0.6, eps=1e-6)
+    with nested.one_priority_write():
+        for p in pushes():
+            nested.add(p)
+        assert nested.tree.total == 0.0   # nothing written before the outermost context ends
+    for rp in (one, nested):
+        np.testing.assert_array_equal(rp.tree.tree, each.tree.tree)
+        assert rp.max_priority == each.max_priority == 9.0
+    np.testing.assert_allclose(each.tree.priorities()[5:7], (9.0 + 1e-6) ** 0.6)   # push 3: the max by then
+    with pytest.raises(ValueError):   # a bad priority fails on its own push; the pushes before it are written
+        one.add([vector_push(2, 0, 1, priority=np.array([1.0], np.float32)),
+                 vector_push(3, 0, 1, priority=np.array([-5.0], np.float32))])
+    assert one.tree.get(np.array([2]))[0] == pytest.approx((1.0 + 1e-6) ** 0.6)
+
+
 def test_mmdb_ignores_priorities_and_samples_uniformly():
     rp = make_replay("mmdb", 100, (2,), alpha=0.6, seed=0)
     rp.add(vector_push(0, 0, 10))
