@@ -204,12 +204,12 @@ class Prioritized:
         if known.any():
             self.max_priority = max(self.max_priority, float(p[known].max()))
         p = np.where(known, p, self.max_priority)
+        if np.any(p < 0):   # on this push, before the exponent would make it NaN
+            raise ValueError("priorities must be non-negative")
         values = (p + self.eps) ** self.alpha
         if self._gathered is None:
             self.tree.update(slots, values)
         else:
-            if np.any(values < 0) or not np.all(np.isfinite(values)):   # fail on this push, as the tree would
-                raise ValueError("priorities must be finite and non-negative")
             self._gathered.append((slots, values))
 
     @contextlib.contextmanager
